@@ -1,0 +1,200 @@
+"""Export a Hugging Face encoder to OpenVINO and quantize it: the `ipex-embed quantize` stage."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+import numpy as np
+
+from ipex_embeddings.config import ModelConfig
+
+from .calibration import CalibrationSet
+from .source import SourceModel
+
+__all__ = ["QuantizeOptions", "export_model", "quantize_to_folder", "write_atomically"]
+
+MODEL_FILE = "openvino/openvino_model.xml"
+# Files copied from the source so the folder also loads in sentence-transformers and transformers.
+COMPANION_FILES = [
+    "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "vocab.txt", "sentencepiece.bpe.model", "modules.json", "sentence_bert_config.json",
+    "config_sentence_transformers.json", "1_Pooling/config.json",
+]
+
+
+@dataclass
+class QuantizeOptions:
+    """How to turn the source into IR: precision, and which layers keep higher precision."""
+
+    precision: str = "int8"
+    inference_precision: str = "f32"
+    keep_higher_precision: Sequence[str] = field(default_factory=list)
+    preset: str = "mixed"
+    smooth_quant_alpha: float | None = None
+
+
+def export_model(source: SourceModel) -> Any:
+    """Trace the source's transformer into an fp32 `openvino.Model` with dynamic batch and length."""
+    import openvino as ov
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(source.path, use_safetensors=True).eval()
+    accepted = inspect.signature(model.forward).parameters
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).last_hidden_state
+
+    example = {n: torch.ones((2, 8), dtype=torch.long) for n in names}
+    with torch.no_grad():
+        ov_model = ov.convert_model(
+            LastHiddenState(),
+            example_input=example,
+            input=[(n, [-1, -1], ov.Type.i64) for n in names],
+        )
+    ov_model.outputs[0].get_tensor().set_names({"last_hidden_state"})
+    return ov_model
+
+
+def _calibration_inputs(
+    source: SourceModel, texts: list[str], input_names: list[str]
+) -> list[dict[str, np.ndarray]]:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(source.max_seq_length)
+    prompt = source.document_prompt
+    items = []
+    for encoding in tokenizer.encode_batch([prompt + t for t in texts]):
+        arrays = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        items.append({n: arrays[n] for n in input_names})
+    return items
+
+
+def quantize_model(
+    ov_model: Any, source: SourceModel, calibration: CalibrationSet, options: QuantizeOptions
+) -> Any:
+    """Static int8 quantization with NNCF's transformer preset; other precisions pass through."""
+    if options.precision != "int8":
+        return ov_model
+    import nncf
+
+    input_names = [p.get_any_name() for p in ov_model.inputs]
+    data = _calibration_inputs(source, calibration.texts, input_names)
+    advanced = None
+    if options.smooth_quant_alpha is not None:
+        from nncf.quantization.advanced_parameters import (
+            AdvancedQuantizationParameters,
+            AdvancedSmoothQuantParameters,
+        )
+
+        advanced = AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=options.smooth_quant_alpha)
+        )
+    return nncf.quantize(
+        ov_model,
+        nncf.Dataset(data),
+        model_type=nncf.ModelType.TRANSFORMER,
+        preset=nncf.QuantizationPreset(options.preset),
+        subset_size=len(data),
+        ignored_scope=nncf.IgnoredScope(names=list(options.keep_higher_precision), validate=False),
+        advanced_parameters=advanced,
+    )
+
+
+@contextmanager
+def write_atomically(output: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `output`; it becomes `output` only if the block succeeds."""
+    output = output.expanduser().resolve()
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise click.ClickException(f"{output} exists and is not empty; pass --overwrite to replace it.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f".{output.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = output.parent / f".{output.name}.previous"
+    if output.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        output.rename(previous)
+    staging.rename(output)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def quantize_to_folder(
+    source: SourceModel,
+    calibration: CalibrationSet,
+    output: Path,
+    options: QuantizeOptions | None = None,
+    overwrite: bool = False,
+) -> ModelConfig:
+    """Export, quantize and write a complete model folder at `output` (or nothing, on failure)."""
+    import openvino as ov
+
+    options = options or QuantizeOptions()
+    started = time.perf_counter()
+    with write_atomically(output, overwrite) as staging:
+        ov_model = quantize_model(export_model(source), source, calibration, options)
+        (staging / "openvino").mkdir()
+        # fp16 storage only where inference is in bf16 anyway; int8 and fp32 keep fp32 scales.
+        ov.save_model(ov_model, staging / MODEL_FILE, compress_to_fp16=options.precision == "bf16")
+        for name in COMPANION_FILES:
+            if (source.path / name).is_file():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source.path / name, staging / name)
+        config = ModelConfig(
+            pooling=source.pooling,
+            dimension=source.dimension,
+            max_seq_length=source.max_seq_length,
+            precision=options.precision,
+            inference_precision="bf16" if options.precision == "bf16" else options.inference_precision,
+            normalize=source.normalize,
+            query_prompt=source.query_prompt,
+            document_prompt=source.document_prompt,
+            model_file=MODEL_FILE,
+            source_model=source.model_id,
+            source_revision=source.revision,
+            quantization={
+                "method": "nncf.quantize" if options.precision == "int8" else "none",
+                "preset": options.preset if options.precision == "int8" else None,
+                "model_type": "transformer",
+                "samples": len(calibration.texts),
+                "calibration_source": calibration.source,
+                "keep_higher_precision": list(options.keep_higher_precision),
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+            calibration_digest=calibration.digest if options.precision == "int8" else "",
+        )
+        config.save(staging)
+    return config

@@ -1,0 +1,116 @@
+"""The model folder's own description: `ipex_embeddings.json`.
+
+A model folder holds the OpenVINO IR (`openvino/openvino_model.xml` + `.bin`), `tokenizer.json`
+and this JSON, which says everything the encoder needs that the IR does not: how to pool, whether
+to normalise, the longest input, the prompts, and how the model was made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFolderError
+
+__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "POOLING_MODES", "PRECISIONS", "ModelConfig"]
+
+CONFIG_NAME = "ipex_embeddings.json"
+FORMAT_VERSION = 1
+POOLING_MODES = ("cls", "mean")
+PRECISIONS = ("int8", "bf16", "fp32")
+INFERENCE_PRECISIONS = ("f32", "bf16")
+
+
+@dataclass
+class ModelConfig:
+    """What the encoder needs to turn token states into the model's sentence vectors."""
+
+    pooling: str
+    """"cls" (the first token's state, e.g. BGE) or "mean" (masked mean, e.g. MiniLM, E5)."""
+    dimension: int
+    """Length of the output vectors."""
+    max_seq_length: int
+    """Longest input in tokens, prompt and special tokens included."""
+    precision: str = "int8"
+    """How the weights were stored: int8 (static NNCF quantization), bf16 or fp32."""
+    inference_precision: str = "f32"
+    """OpenVINO's INFERENCE_PRECISION_HINT for the layers not in int8: f32 or bf16."""
+    normalize: bool = True
+    """L2-normalise the pooled vectors (so a dot product is the cosine)."""
+    query_prompt: str = ""
+    """Text put before every query (e.g. "query: " for E5)."""
+    document_prompt: str = ""
+    """Text put before every document (e.g. "passage: " for E5)."""
+    model_file: str = "openvino/openvino_model.xml"
+    """The IR, relative to the folder."""
+    source_model: str = ""
+    """Hugging Face id or path of the model this was made from."""
+    source_revision: str = ""
+    """Commit of the source model, when known."""
+    quantization: dict[str, Any] = field(default_factory=dict)
+    """How the IR was quantized: preset, samples, layers kept in higher precision, ..."""
+    calibration_digest: str = ""
+    """sha256 of the calibration texts, in order."""
+    format_version: int = FORMAT_VERSION
+    """Version of this file's layout."""
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ModelFolderError(
+                f"pooling={self.pooling!r} is not supported; use one of {POOLING_MODES}."
+            )
+        if self.precision not in PRECISIONS:
+            raise ModelFolderError(
+                f"precision={self.precision!r} is not supported; use one of {PRECISIONS}."
+            )
+        if self.inference_precision not in INFERENCE_PRECISIONS:
+            raise ModelFolderError(
+                f"inference_precision={self.inference_precision!r} is not supported; "
+                f"use one of {INFERENCE_PRECISIONS}."
+            )
+        if self.max_seq_length < 2 or self.dimension < 1:
+            raise ModelFolderError(
+                f"max_seq_length={self.max_seq_length} and dimension={self.dimension} "
+                "must be positive; rebuild the folder with `ipex-embed quantize`."
+            )
+
+    def prompt(self, kind: str) -> str:
+        """The prompt for "query" or "document" texts."""
+        if kind == "query":
+            return self.query_prompt
+        if kind == "document":
+            return self.document_prompt
+        raise ValueError(f'kind={kind!r} is not supported; use "query" or "document".')
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the JSON into `folder` and return its path."""
+        path = Path(folder) / CONFIG_NAME
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelConfig:
+        """Read the JSON from `folder`, with an error naming what is wrong."""
+        path = Path(folder) / CONFIG_NAME
+        if not path.is_file():
+            raise ModelFolderError(
+                f"{folder} has no {CONFIG_NAME}, so it is not an ipex-embeddings model folder. "
+                "Make one from a Hugging Face model with `ipex-embed quantize MODEL --output DIR`."
+            )
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ModelFolderError(f"{path} is not valid JSON ({err}); rebuild the folder.") from err
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ModelFolderError(
+                f"{path} has unknown keys {unknown}; it was written by a newer ipex-embeddings. "
+                "Upgrade with `pip install -U ipex-embeddings`."
+            )
+        missing = [k for k in ("pooling", "dimension", "max_seq_length") if k not in raw]
+        if missing:
+            raise ModelFolderError(f"{path} lacks {missing}; rebuild the folder.")
+        return cls(**raw)

@@ -1,0 +1,224 @@
+"""The encoding core: texts in, pooled and normalised float32 vectors out, on OpenVINO."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import openvino as ov
+
+from .batching import Batch, TextTokenizer, check_texts
+from .config import ModelConfig
+from .errors import TruncationError
+from .folder import check_model_folder, resolve_model_folder
+
+__all__ = ["Encoder", "TruncationWarning"]
+
+Kind = Literal["query", "document"]
+Truncation = Literal["warn", "error"]
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than max_seq_length and only their first tokens were embedded."""
+
+
+def _available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
+    if pooling == "cls":
+        return hidden[:, 0].astype(np.float32, copy=True)
+    weights = mask[:, :, None].astype(np.float32)
+    summed = np.einsum("bsh,bsx->bh", hidden, weights, dtype=np.float32)
+    return summed / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class Encoder:
+    """An int8 (or bf16/fp32) OpenVINO text-embedding model, ready to encode.
+
+    Build one with `Encoder.load(path_or_repo_id)`. It is safe to share between threads: every
+    call uses its own inference requests.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: ModelConfig,
+        *,
+        threads: int | None = None,
+        streams: int | None = None,
+    ) -> None:
+        self.folder = folder
+        self.config = config
+        self.threads = threads or _available_cores()
+        self.streams = streams
+        self._core = ov.Core()
+        self._model = self._core.read_model(folder / config.model_file)
+        input_names = [port.get_any_name() for port in self._model.inputs]
+        self._tokenizer = TextTokenizer(folder / "tokenizer.json", config.max_seq_length, input_names)
+        self._compiled: dict[int, ov.CompiledModel] = {}
+        self._compile_lock = threading.Lock()
+        self._idle_requests: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
+        self._compile(1)  # the latency model: one stream, every thread; compiled now, not on first use
+
+    @classmethod
+    def load(
+        cls,
+        path_or_repo_id: str | os.PathLike[str],
+        *,
+        threads: int | None = None,
+        streams: int | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        token: str | bool | None = None,
+    ) -> Encoder:
+        """Load a model folder, or a Hub repo made by `ipex-embed build`.
+
+        Args:
+            path_or_repo_id: a local folder, or a Hugging Face repo id ("user/name").
+            threads: CPU threads for inference (default: every core this process may use).
+            streams: parallel inference streams for multi-batch calls (default: one per core).
+            revision, cache_dir, token: passed to huggingface_hub for a repo id.
+        """
+        folder = resolve_model_folder(
+            path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
+        )
+        return cls(folder, check_model_folder(folder), threads=threads, streams=streams)
+
+    @property
+    def dimension(self) -> int:
+        """Length of the vectors this encoder returns."""
+        return self.config.dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest input in tokens, prompt and special tokens included."""
+        return self.config.max_seq_length
+
+    def _compile(self, streams: int) -> ov.CompiledModel:
+        with self._compile_lock:
+            if streams not in self._compiled:
+                properties = {
+                    "INFERENCE_PRECISION_HINT": self.config.inference_precision,
+                    "INFERENCE_NUM_THREADS": self.threads,
+                    "NUM_STREAMS": streams,
+                    "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+                }
+                self._compiled[streams] = self._core.compile_model(self._model, "CPU", properties)
+            return self._compiled[streams]
+
+    def encode(
+        self,
+        texts: Iterable[str],
+        kind: Kind = "document",
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        truncation: Truncation = "warn",
+        normalize: bool | None = None,
+    ) -> np.ndarray:
+        """Embed `texts` and return a float32 array of shape (len(texts), dimension).
+
+        Args:
+            texts: the texts; "" is valid, anything not a str raises a TypeError naming its index.
+            kind: "query" or "document": which of the model's prompts goes before each text.
+            batch_size: texts per inference call; texts are sorted by length and padded per batch.
+            show_progress: show a progress bar over batches.
+            truncation: "warn" embeds the first max_seq_length tokens of longer texts and warns
+                once with their count; "error" raises TruncationError listing their indices.
+            normalize: override the model's own setting for L2 normalisation.
+        """
+        items = check_texts(texts)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if truncation not in ("warn", "error"):
+            raise ValueError(f'truncation={truncation!r} is not supported; use "warn" or "error".')
+        prompt = self.config.prompt(kind)
+        encodings, truncated = self._tokenizer.tokenize([prompt + t for t in items] if prompt else items)
+        if truncated:
+            if truncation == "error":
+                raise TruncationError(truncated, self.max_seq_length)
+            warnings.warn(
+                f"{len(truncated)} of {len(items)} texts exceed max_seq_length="
+                f"{self.max_seq_length} tokens; only their first tokens were embedded "
+                f'(first indices: {truncated[:10]}). Pass truncation="error" to refuse them.',
+                TruncationWarning,
+                stacklevel=2,
+            )
+        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        batches = self._tokenizer.batches(encodings, batch_size)
+        n_batches = -(-len(items) // batch_size)
+        progress = _progress_bar(n_batches) if show_progress else None
+        if n_batches == 1:
+            self._run_one(next(batches), out)
+            if progress is not None:
+                progress.update(1)
+        elif n_batches > 1:
+            self._run_many(batches, out, progress)
+        if progress is not None:
+            progress.close()
+        if self.config.normalize if normalize is None else normalize:
+            out = _normalize(out)
+        return out
+
+    def encode_queries(self, texts: Iterable[str], **kwargs: object) -> np.ndarray:
+        """`encode(texts, kind="query", ...)`."""
+        return self.encode(texts, "query", **kwargs)  # type: ignore[arg-type]
+
+    def encode_documents(self, texts: Iterable[str], **kwargs: object) -> np.ndarray:
+        """`encode(texts, kind="document", ...)`."""
+        return self.encode(texts, "document", **kwargs)  # type: ignore[arg-type]
+
+    def _store(self, batch: Batch, hidden: np.ndarray, out: np.ndarray) -> None:
+        out[batch.positions] = _pool(hidden, batch.inputs["attention_mask"], self.config.pooling)
+
+    def _run_one(self, batch: Batch, out: np.ndarray) -> None:
+        try:
+            request = self._idle_requests.get_nowait()
+        except queue.Empty:
+            request = self._compiled[1].create_infer_request()
+        try:
+            request.infer(batch.inputs)
+            self._store(batch, request.get_output_tensor(0).data, out)
+        finally:
+            self._idle_requests.put(request)
+
+    def _run_many(self, batches: Iterable[Batch], out: np.ndarray, progress: object) -> None:
+        compiled = self._compile(self.streams or self.threads)
+        jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1
+        infer_queue = ov.AsyncInferQueue(compiled, jobs)
+        failures: list[BaseException] = []
+
+        def done(request: ov.InferRequest, batch: Batch) -> None:
+            try:
+                self._store(batch, request.get_output_tensor(0).data, out)
+                if progress is not None:
+                    progress.update(1)  # type: ignore[attr-defined]
+            except BaseException as err:  # surfaced after wait_all, not lost in OpenVINO's thread
+                failures.append(err)
+
+        infer_queue.set_callback(done)
+        # Padding the next batch in Python overlaps with inference of the ones already queued.
+        for batch in batches:
+            infer_queue.start_async(batch.inputs, batch)
+        infer_queue.wait_all()
+        if failures:
+            raise failures[0]
+
+
+def _progress_bar(total: int) -> object:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Encoding", unit="batch")
