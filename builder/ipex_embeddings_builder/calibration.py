@@ -48,7 +48,9 @@ def _read_texts(path: Path) -> list[str]:
     return texts
 
 
-def load_calibration(path: str | Path | None = None, samples: int = 300, seed: int = 0) -> CalibrationSet:
+def load_calibration(
+    path: str | Path | None = None, samples: int = 300, seed: int = 0
+) -> CalibrationSet:
     """Read JSONL ("text" per line) or plain text (a text per line) and sample `samples` texts."""
     if samples < MIN_SAMPLES:
         raise click.ClickException(

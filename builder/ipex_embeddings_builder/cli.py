@@ -43,15 +43,27 @@ def main() -> None:
 
 @main.command()
 @click.argument("model", default=DEMO_MODEL, required=False)
-@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
-              help="Folder to write the model into (written whole, or not at all).")
-@click.option("--calibration", type=click.Path(path_type=Path),
-              help="JSONL ({\"text\": ...} per line) or plain text file; default: SciFact corpus.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write the model into (written whole, or not at all).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path),
+    help='JSONL ({"text": ...} per line) or plain text file; default: SciFact corpus.',
+)
 @click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
-@click.option("--pooling", type=click.Choice(["cls", "mean"]),
-              help="Override (or supply, for models without sentence-transformers files) pooling.")
-@click.option("--precision", type=click.Choice(["int8", "bf16", "fp32"]), default="int8",
-              show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(["cls", "mean"]),
+    help="Override (or supply, for models without sentence-transformers files) pooling.",
+)
+@click.option(
+    "--precision", type=click.Choice(["int8", "bf16", "fp32"]), default="int8", show_default=True
+)
 @click.option("--max-seq-length", type=int, help="Override the model's max_seq_length.")
 @click.option("--query-prompt", help="Override the text put before queries.")
 @click.option("--document-prompt", help="Override the text put before documents.")
@@ -77,8 +89,12 @@ def quantize(
 
     started = time.perf_counter()
     source = inspect_source(
-        model, revision=revision, pooling=pooling, max_seq_length=max_seq_length,
-        query_prompt=query_prompt, document_prompt=document_prompt,
+        model,
+        revision=revision,
+        pooling=pooling,
+        max_seq_length=max_seq_length,
+        query_prompt=query_prompt,
+        document_prompt=document_prompt,
     )
     calib = load_calibration(calibration, samples)
     click.echo(
@@ -86,7 +102,9 @@ def quantize(
         f"max_seq_length={source.max_seq_length}, normalize={source.normalize}) to {precision} "
         f"with {len(calib.texts)} calibration texts from {calib.source}"
     )
-    config = quantize_to_folder(source, calib, output, QuantizeOptions(precision=precision), overwrite)
+    config = quantize_to_folder(
+        source, calib, output, QuantizeOptions(precision=precision), overwrite
+    )
     click.echo(
         f"Wrote {output} ({config.precision}, {config.dimension}-d) in "
         f"{time.perf_counter() - started:.1f} s"

@@ -87,8 +87,12 @@ def _pooling_from_files(path: Path) -> str | None:
     mode = config.get("pooling_mode")
     if mode:
         modes = [f"pooling_mode_{mode}"]
-    names = {"pooling_mode_cls_token": "cls", "pooling_mode_cls": "cls",
-             "pooling_mode_mean_tokens": "mean", "pooling_mode_mean": "mean"}
+    names = {
+        "pooling_mode_cls_token": "cls",
+        "pooling_mode_cls": "cls",
+        "pooling_mode_mean_tokens": "mean",
+        "pooling_mode_mean": "mean",
+    }
     if len(modes) != 1 or modes[0] not in names:
         raise SourceModelError(
             f"{path / pooling_dir / 'config.json'} asks for pooling {modes}; ipex-embeddings "

@@ -26,7 +26,7 @@ def check_texts(texts: object) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(
                 f"texts[{i}] is {type(text).__name__}, not str; every text must be a string "
-                "(use \"\" for an empty one)."
+                '(use "" for an empty one).'
             )
     return items
 

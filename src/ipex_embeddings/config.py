@@ -102,7 +102,9 @@ class ModelConfig:
         try:
             raw = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ModelFolderError(f"{path} is not valid JSON ({err}); rebuild the folder.") from err
+            raise ModelFolderError(
+                f"{path} is not valid JSON ({err}); rebuild the folder."
+            ) from err
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

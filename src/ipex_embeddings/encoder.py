@@ -67,11 +67,15 @@ class Encoder:
         self._core = ov.Core()
         self._model = self._core.read_model(folder / config.model_file)
         input_names = [port.get_any_name() for port in self._model.inputs]
-        self._tokenizer = TextTokenizer(folder / "tokenizer.json", config.max_seq_length, input_names)
+        self._tokenizer = TextTokenizer(
+            folder / "tokenizer.json", config.max_seq_length, input_names
+        )
         self._compiled: dict[int, ov.CompiledModel] = {}
         self._compile_lock = threading.Lock()
-        self._idle_requests: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
-        self._compile(1)  # the latency model: one stream, every thread; compiled now, not on first use
+        self._idle_requests: dict[int, queue.SimpleQueue[ov.InferRequest]] = {}
+        self._compile(
+            1
+        )  # the latency model: one stream, every thread; compiled now, not on first use
 
     @classmethod
     def load(
@@ -146,7 +150,9 @@ class Encoder:
         if truncation not in ("warn", "error"):
             raise ValueError(f'truncation={truncation!r} is not supported; use "warn" or "error".')
         prompt = self.config.prompt(kind)
-        encodings, truncated = self._tokenizer.tokenize([prompt + t for t in items] if prompt else items)
+        encodings, truncated = self._tokenizer.tokenize(
+            [prompt + t for t in items] if prompt else items
+        )
         if truncated:
             if truncation == "error":
                 raise TruncationError(truncated, self.max_seq_length)
@@ -184,38 +190,60 @@ class Encoder:
     def _store(self, batch: Batch, hidden: np.ndarray, out: np.ndarray) -> None:
         out[batch.positions] = _pool(hidden, batch.inputs["attention_mask"], self.config.pooling)
 
+    def _take_requests(self, streams: int, count: int) -> list[ov.InferRequest]:
+        pool = self._idle_requests.setdefault(streams, queue.SimpleQueue())
+        taken = []
+        while len(taken) < count:
+            try:
+                taken.append(pool.get_nowait())
+            except queue.Empty:
+                taken.append(self._compile(streams).create_infer_request())
+        return taken
+
+    def _give_back(self, streams: int, requests: list[ov.InferRequest]) -> None:
+        for request in requests:
+            self._idle_requests[streams].put(request)
+
     def _run_one(self, batch: Batch, out: np.ndarray) -> None:
-        try:
-            request = self._idle_requests.get_nowait()
-        except queue.Empty:
-            request = self._compiled[1].create_infer_request()
+        (request,) = self._take_requests(1, 1)
         try:
             request.infer(batch.inputs)
             self._store(batch, request.get_output_tensor(0).data, out)
         finally:
-            self._idle_requests.put(request)
+            self._give_back(1, [request])
 
     def _run_many(self, batches: Iterable[Batch], out: np.ndarray, progress: object) -> None:
-        compiled = self._compile(self.streams or self.threads)
+        # Round-robin over a few requests; results are pooled here, in the calling thread, while
+        # the other requests run, so padding and pooling overlap inference with no callbacks.
+        streams = self.streams or self.threads
+        compiled = self._compile(streams)
         jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1
-        infer_queue = ov.AsyncInferQueue(compiled, jobs)
-        failures: list[BaseException] = []
+        requests = self._take_requests(streams, jobs)
+        running: list[Batch | None] = [None] * jobs
+        try:
+            for index, batch in enumerate(batches):
+                slot = index % jobs
+                self._finish(requests[slot], running[slot], out, progress)
+                requests[slot].start_async(batch.inputs)
+                running[slot] = batch
+            for slot in range(jobs):
+                self._finish(requests[slot], running[slot], out, progress)
+                running[slot] = None
+        finally:
+            for request, batch in zip(requests, running):
+                if batch is not None:
+                    request.wait()
+            self._give_back(streams, requests)
 
-        def done(request: ov.InferRequest, batch: Batch) -> None:
-            try:
-                self._store(batch, request.get_output_tensor(0).data, out)
-                if progress is not None:
-                    progress.update(1)  # type: ignore[attr-defined]
-            except BaseException as err:  # surfaced after wait_all, not lost in OpenVINO's thread
-                failures.append(err)
-
-        infer_queue.set_callback(done)
-        # Padding the next batch in Python overlaps with inference of the ones already queued.
-        for batch in batches:
-            infer_queue.start_async(batch.inputs, batch)
-        infer_queue.wait_all()
-        if failures:
-            raise failures[0]
+    def _finish(
+        self, request: ov.InferRequest, batch: Batch | None, out: np.ndarray, progress: object
+    ) -> None:
+        if batch is None:
+            return
+        request.wait()
+        self._store(batch, request.get_output_tensor(0).data, out)
+        if progress is not None:
+            progress.update(1)  # type: ignore[attr-defined]
 
 
 def _progress_bar(total: int) -> object:

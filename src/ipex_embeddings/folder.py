@@ -52,11 +52,32 @@ def resolve_model_folder(
             f"Could not list Hugging Face repo {name!r}: {err}. Check the id, your network, "
             "and for a private repo your token (HF_TOKEN or `hf auth login`)."
         ) from err
+    except Exception as err:  # HF_HUB_OFFLINE=1 or no network: a copy in the HF cache will do
+        return _cached_snapshot(name, revision, cache_dir, err)
     if CONFIG_NAME not in files:
         _raise_foreign(name, files)
     folder = snapshot_download(
         name, revision=revision, cache_dir=cache_dir, token=token, allow_patterns=HUB_PATTERNS
     )
+    return Path(folder)
+
+
+def _cached_snapshot(
+    name: str, revision: str | None, cache_dir: str | os.PathLike[str] | None, cause: Exception
+) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(
+            name, revision=revision, cache_dir=cache_dir, allow_patterns=HUB_PATTERNS,
+            local_files_only=True,
+        )
+    except Exception as err:  # LocalEntryNotFoundError and kin: it was never downloaded here
+        raise ModelFolderError(
+            f"Could not reach the Hugging Face Hub for {name!r} ({cause}) and it is not in the "
+            "local cache. Load it once with network access (HF_HUB_OFFLINE unset), or pass a "
+            "local model folder."
+        ) from err
     return Path(folder)
 
 
@@ -68,7 +89,9 @@ def _raise_foreign(name: str, files: list[str]) -> None:
             f"{name} only offers pickle or TorchScript weights, which ipex-embeddings never loads "
             f"(unpickling can run arbitrary code). {REBUILD_HINT}"
         )
-    raise ModelFolderError(f"{name} has no {CONFIG_NAME}: it is not an ipex-embeddings model. {REBUILD_HINT}")
+    raise ModelFolderError(
+        f"{name} has no {CONFIG_NAME}: it is not an ipex-embeddings model. {REBUILD_HINT}"
+    )
 
 
 def check_model_folder(folder: Path) -> ModelConfig:
@@ -84,7 +107,7 @@ def check_model_folder(folder: Path) -> ModelConfig:
     missing = [str(p.relative_to(folder)) for p in needed if not p.is_file()]
     if missing:
         raise ModelFolderError(
-            f"{folder} is missing {missing}. The folder is incomplete: copy it again, or rebuild it "
-            "with `ipex-embed quantize`."
+            f"{folder} is missing {missing}. The folder is incomplete: copy it again, or "
+            "rebuild it with `ipex-embed quantize`."
         )
     return config

@@ -1,0 +1,243 @@
+"""The encoding core on the real demo model and on tiny random BERTs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ipex_embeddings_builder.data import SCIFACT_DIR
+
+from ipex_embeddings import Encoder, ModelFolderError, TruncationError, TruncationWarning
+
+GOLDEN_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Aspirin reduces the risk of colorectal cancer.",
+]
+# First five values of each golden text's vector; any drift in loading, pooling or prompts shows.
+GOLDEN_FP32 = [
+    [0.04393, 0.05893, 0.04818, 0.07755, 0.02674],
+    [-0.04405, 0.00700, -0.02633, 0.09200, 0.01492],
+]
+GOLDEN_INT8 = [
+    [0.04127, 0.05817, 0.05324, 0.07770, 0.02487],
+    [-0.04425, 0.00644, -0.02375, 0.09124, 0.01725],
+]
+
+
+def varied_texts(n: int = 240) -> list[str]:
+    """Claims, abstracts cut to many lengths, and a few odd strings: varied, deterministic."""
+    claims = [json.loads(line)["text"] for line in (SCIFACT_DIR / "queries.jsonl").open()][:100]
+    docs = [json.loads(line) for line in (SCIFACT_DIR / "corpus.jsonl").open()][:130]
+    cut = [f"{d['title']} {d['text']}"[: 40 + 37 * i] for i, d in enumerate(docs)]
+    odd = ["", "a", "COVID-19 & SARS-CoV-2: 95% CI [1.2-3.4]", "naïve café résumé", "1 2 3 4 5"]
+    texts = (claims + cut + odd * 2)[:n]
+    assert len(texts) == n
+    return texts
+
+
+def torch_reference(model_dir: Path, texts: list[str], pooling: str, max_len: int) -> np.ndarray:
+    """fp32 PyTorch embeddings computed with transformers, pooled and normalised by hand."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), 32):
+            batch = tokenizer(
+                texts[start : start + 32],
+                padding=True,
+                truncation=True,
+                max_length=max_len,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+    return np.concatenate(out)
+
+
+@pytest.fixture(scope="module")
+def int8(demo_int8_dir: Path) -> Encoder:
+    return Encoder.load(demo_int8_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(demo_source_dir: Path) -> np.ndarray:
+    return torch_reference(demo_source_dir, varied_texts(), "mean", 256)
+
+
+def test_int8_close_to_pytorch_fp32(int8: Encoder, reference: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)  # the reference truncates at 256 too
+        vectors = int8.encode(varied_texts())
+    cosines = (vectors * reference).sum(axis=1)
+    assert vectors.shape == (240, 384) and vectors.dtype == np.float32
+    assert cosines.mean() >= 0.99, cosines.mean()
+    # "" embeds [CLS] [SEP] alone, far from anything calibrated: it is the one outlier (~0.91).
+    natural = [i for i, t in enumerate(varied_texts()) if t]
+    assert cosines[natural].min() >= 0.98, cosines[natural].min()
+
+
+def test_fp32_ir_matches_pytorch(demo_fp32_dir: Path, reference: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)
+        vectors = Encoder.load(demo_fp32_dir).encode(varied_texts())
+    assert (vectors * reference).sum(axis=1).min() >= 0.9999
+
+
+def test_golden_vectors(int8: Encoder, demo_fp32_dir: Path) -> None:
+    fp32 = Encoder.load(demo_fp32_dir).encode(GOLDEN_TEXTS)
+    np.testing.assert_allclose(fp32[:, :5], GOLDEN_FP32, atol=1e-4)
+    np.testing.assert_allclose(int8.encode(GOLDEN_TEXTS)[:, :5], GOLDEN_INT8, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-5)
+
+
+def test_order_restored_after_length_sorting(int8: Encoder) -> None:
+    texts = varied_texts(60)[::-1]
+    together = int8.encode(texts, batch_size=7)
+    alone = np.stack([int8.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=2e-3)
+    assert (together * alone).sum(axis=1).min() > 0.999
+
+
+def test_concurrent_calls_match_serial(int8: Encoder) -> None:
+    jobs = [varied_texts(240)[i::4] for i in range(4)]
+    serial = [int8.encode(job, batch_size=16) for job in jobs]
+    results: list[np.ndarray | None] = [None] * 8
+
+    def work(slot: int) -> None:
+        results[slot] = int8.encode(jobs[slot % 4], batch_size=16)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for slot, result in enumerate(results):
+        np.testing.assert_allclose(result, serial[slot % 4], atol=1e-6)
+
+
+def test_empty_inputs(int8: Encoder) -> None:
+    assert int8.encode([]).shape == (0, 384)
+    vector = int8.encode([""])
+    assert vector.shape == (1, 384) and np.isfinite(vector).all()
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["ok", None], r"texts\[1\] is NoneType"),
+        (["ok", "fine", 3], r"texts\[2\] is int"),
+        ("a single string", "wrap it"),
+        (42, "got int"),
+    ],
+)
+def test_bad_inputs_name_the_problem(int8: Encoder, texts: object, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        int8.encode(texts)  # type: ignore[arg-type]
+
+
+def test_bad_options(int8: Encoder) -> None:
+    with pytest.raises(ValueError, match="kind"):
+        int8.encode(["x"], kind="passage")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="truncation"):
+        int8.encode(["x"], truncation="silent")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        int8.encode(["x"], batch_size=0)
+
+
+def test_truncation_warns_once_with_count(int8: Encoder) -> None:
+    long_text = "protein " * 400
+    with pytest.warns(TruncationWarning, match="2 of 4 texts exceed max_seq_length=256") as caught:
+        vectors = int8.encode(["short", long_text, "also short", long_text + "x"])
+    assert len([w for w in caught if w.category is TruncationWarning]) == 1
+    assert vectors.shape == (4, 384)
+
+
+def test_truncation_error_lists_indices(int8: Encoder) -> None:
+    with pytest.raises(TruncationError, match=r"indices: 1, 3") as caught:
+        int8.encode(["short", "word " * 300, "short", "word " * 500], truncation="error")
+    assert caught.value.indices == [1, 3]
+
+
+def test_cls_pooling_and_prompts_on_tiny_bert(tiny_bert, tmp_path: Path) -> None:
+    from ipex_embeddings_builder.calibration import load_calibration
+    from ipex_embeddings_builder.quantize import QuantizeOptions, quantize_to_folder
+    from ipex_embeddings_builder.source import inspect_source
+
+    prompts = {"query": "query: ", "document": "passage: "}
+    source_dir = tiny_bert(pooling="cls", prompts=prompts, max_seq_length=24)
+    source = inspect_source(str(source_dir))
+    assert (source.pooling, source.query_prompt, source.document_prompt) == (
+        "cls",
+        "query: ",
+        "passage: ",
+    )
+    out = tmp_path / "tiny-fp32"
+    quantize_to_folder(source, load_calibration(samples=32), out, QuantizeOptions(precision="fp32"))
+    encoder = Encoder.load(out)
+    texts = ["cell protein risk", "hello world", "the gene"]
+    queries = encoder.encode_queries(texts)
+    documents = encoder.encode_documents(texts)
+    expected_q = torch_reference(source_dir, [f"query: {t}" for t in texts], "cls", 24)
+    expected_d = torch_reference(source_dir, [f"passage: {t}" for t in texts], "cls", 24)
+    np.testing.assert_allclose(queries, expected_q, atol=1e-5)
+    np.testing.assert_allclose(documents, expected_d, atol=1e-5)
+    # The mean of the same states is a different vector: CLS really was used.
+    mean = torch_reference(source_dir, [f"query: {t}" for t in texts], "mean", 24)
+    assert np.abs(queries - mean).max() > 1e-2
+
+
+def test_missing_folder_and_foreign_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelFolderError, match="neither an existing folder"):
+        Encoder.load(tmp_path / "nope")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "config.json").write_text("{}")
+    with pytest.raises(ModelFolderError, match="ipex-embed"):
+        Encoder.load(tmp_path / "foreign")
+
+
+def test_incomplete_folder_names_missing_files(demo_int8_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_int8_dir, broken)
+    (broken / "openvino" / "openvino_model.bin").unlink()
+    with pytest.raises(ModelFolderError, match="openvino_model.bin"):
+        Encoder.load(broken)
+
+
+def test_pickle_only_folder_is_refused(tmp_path: Path) -> None:
+    from ipex_embeddings import UnsafeModelError
+
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(UnsafeModelError, match="ipex-embed build"):
+        Encoder.load(tmp_path / "pickled")
+
+
+def test_runtime_never_imports_torch(demo_int8_dir: Path) -> None:
+    code = (
+        "import sys; from ipex_embeddings import Encoder; "
+        f"v = Encoder.load({str(demo_int8_dir)!r}).encode(['hello']); "
+        "heavy = [m for m in ('torch', 'transformers', 'optimum', 'nncf') if m in sys.modules]; "
+        "print(v.shape, heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "(1, 384) []", result.stdout + result.stderr
