@@ -18,7 +18,7 @@ from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
 
-__all__ = ["Encoder", "TruncationWarning"]
+__all__ = ["Encoder", "TruncationWarning", "default_compile_cache"]
 
 Kind = Literal["query", "document"]
 Truncation = Literal["warn", "error"]
@@ -30,6 +30,14 @@ class TruncationWarning(UserWarning):
 
 def _available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_compile_cache() -> Path:
+    """Where compiled models are cached: $IPEX_EMBEDDINGS_CACHE, else ~/.cache/ipex-embeddings."""
+    base = os.environ.get("IPEX_EMBEDDINGS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ipex-embeddings"
+    )
+    return Path(base) / "openvino"
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
@@ -59,12 +67,18 @@ class Encoder:
         *,
         threads: int | None = None,
         streams: int | None = None,
+        compile_cache: str | os.PathLike[str] | bool = True,
     ) -> None:
         self.folder = folder
         self.config = config
         self.threads = threads or _available_cores()
         self.streams = streams
         self._core = ov.Core()
+        if compile_cache:
+            # OpenVINO keys cached blobs by model content and settings: a second load skips most
+            # of the compile (about 1 s -> 0.3 s for MiniLM here).
+            cache = default_compile_cache() if compile_cache is True else Path(compile_cache)
+            self._core.set_property({"CACHE_DIR": str(cache)})
         self._model = self._core.read_model(folder / config.model_file)
         input_names = [port.get_any_name() for port in self._model.inputs]
         self._tokenizer = TextTokenizer(
@@ -84,6 +98,7 @@ class Encoder:
         *,
         threads: int | None = None,
         streams: int | None = None,
+        compile_cache: str | os.PathLike[str] | bool = True,
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         token: str | bool | None = None,
@@ -94,12 +109,15 @@ class Encoder:
             path_or_repo_id: a local folder, or a Hugging Face repo id ("user/name").
             threads: CPU threads for inference (default: every core this process may use).
             streams: parallel inference streams for multi-batch calls (default: one per core).
+            compile_cache: folder for OpenVINO's compiled-model cache (True: the default folder,
+                see `default_compile_cache`; False: no cache).
             revision, cache_dir, token: passed to huggingface_hub for a repo id.
         """
         folder = resolve_model_folder(
             path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
         )
-        return cls(folder, check_model_folder(folder), threads=threads, streams=streams)
+        config = check_model_folder(folder)
+        return cls(folder, config, threads=threads, streams=streams, compile_cache=compile_cache)
 
     @property
     def dimension(self) -> int:
