@@ -129,6 +129,13 @@ class Encoder:
         """Longest input in tokens, prompt and special tokens included."""
         return self.config.max_seq_length
 
+    def compiled_model(self, streams: int = 1) -> ov.CompiledModel:
+        """The OpenVINO model `encode` runs: one stream for single-batch calls, more for many.
+
+        For benchmarks and advanced use (token ids in, `last_hidden_state` out, no pooling).
+        """
+        return self._compile(streams)
+
     def _compile(self, streams: int) -> ov.CompiledModel:
         with self._compile_lock:
             if streams not in self._compiled:

@@ -1,0 +1,119 @@
+"""End to end on real text: the SciFact corpus through each system's public API, and queries.
+
+Documents are "title text" as BEIR and MTEB embed them (5,183 of varied length, many longer than
+MiniLM's 256 tokens). Every system embeds the same documents with batch size 32; the first
+round's vectors are kept to check that all systems compute the same embeddings (cosine against
+the baseline's), so a fast but wrong system shows up in the table. Query latency: the SciFact
+test queries one at a time, as a RAG pipeline embeds each question.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .measure import Fleet, median_of_rounds, percentile, ratio_of_rounds
+from .systems import END_TO_END, SystemSpec
+
+__all__ = ["EndToEndRow", "end_to_end_specs", "measure_end_to_end", "write_texts"]
+
+QUERY_WARMUP = 5
+
+
+@dataclass
+class EndToEndRow:
+    """One system's corpus throughput, query latency and agreement with the baseline."""
+
+    system: str
+    documents: int
+    docs_per_s: float
+    round_docs_per_s: list[float]
+    speedup: float | None
+    """Documents/s over the baseline's (sentence-transformers torch fp32), median over rounds."""
+    queries: int
+    query_p50_ms: float
+    query_p90_ms: float
+    cosine_to_baseline_mean: float | None
+    cosine_to_baseline_min: float | None
+
+
+def end_to_end_specs(
+    model_dir: Path, source: Path, batch_size: int = 32, precision: str = "int8"
+) -> list[SystemSpec]:
+    """sentence-transformers (torch, onnx, openvino, openvino on our folder) and our two APIs."""
+    st = "sentence_transformers"
+    return [
+        SystemSpec("st-torch", "sentence-transformers torch fp32", END_TO_END, st, str(source),
+                   {"backend": "torch", "batch_size": batch_size}, peer=True, role="baseline"),
+        SystemSpec("st-onnx", "sentence-transformers onnx", END_TO_END, st, str(source),
+                   {"backend": "onnx", "batch_size": batch_size}, peer=True),
+        SystemSpec("st-openvino", "sentence-transformers openvino", END_TO_END, st, str(source),
+                   {"backend": "openvino", "batch_size": batch_size}, peer=True),
+        SystemSpec("st-openvino-ours", f"sentence-transformers openvino, our {precision} folder",
+                   END_TO_END, st, str(model_dir),
+                   {"backend": "openvino", "batch_size": batch_size}, peer=True, role="hybrid"),
+        SystemSpec("ours", f"ipex-embeddings Encoder {precision}", END_TO_END, "core",
+                   str(model_dir), {"batch_size": batch_size}, role="ours"),
+        SystemSpec("langchain", "ipex-embeddings LangChain embed_documents", END_TO_END,
+                   "langchain", str(model_dir), {"batch_size": batch_size}, role="ours"),
+    ]
+
+
+def write_texts(path: Path, documents: int | None, queries: int | None) -> dict[str, Any]:
+    """Write the SciFact texts to embed (evenly spread subsets when limited) as JSON at `path`."""
+    from ..data import SCIFACT_DIR, document_text, load_beir
+
+    data = load_beir(SCIFACT_DIR, "test")
+    corpus = [document_text(doc) for doc in data.corpus.values()]
+    if documents and documents < len(corpus):
+        keep = np.unique(np.linspace(0, len(corpus) - 1, documents).round().astype(int))
+        corpus = [corpus[i] for i in keep]
+    questions = list(data.queries.values())[: queries or None]
+    path.write_text(json.dumps({"documents": corpus, "queries": questions}), encoding="utf-8")
+    return {"dataset": "SciFact (BEIR, vendored)", "documents": len(corpus),
+            "corpus_size": len(data.corpus), "queries": len(questions), "split": "test"}
+
+
+def _cosines(reference: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
+    b = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return np.sum(a * b, axis=1)
+
+
+def measure_end_to_end(fleet: Fleet, rounds: int, vectors_dir: Path) -> list[EndToEndRow]:
+    """Corpus docs/s, query p50/p90 and agreement, round-robin over the fleet."""
+    vectors_dir.mkdir(parents=True, exist_ok=True)
+
+    def task(point: str, round_index: int, system: str) -> dict[str, Any]:
+        if point == "corpus":
+            save = str(vectors_dir / f"{system}.npy") if round_index == 0 else None
+            return {"task": "corpus", "save": save}
+        return {"task": "queries", "warmup": QUERY_WARMUP}
+
+    results = fleet.run_rounds(["corpus", "queries"], task, rounds)
+    base = next((s.key for s in fleet.statuses.values()
+                 if s.role == "baseline" and s.key in results), None)
+    reference = np.load(vectors_dir / f"{base}.npy") if base else None
+    rows = []
+    for key, (corpus, queries) in results.items():
+        seconds = [reply["seconds"] for reply in corpus]
+        documents = corpus[0]["documents"]
+        speedup = None
+        if base is not None:
+            speedup = ratio_of_rounds([r["seconds"] for r in results[base][0]], seconds)
+        cos_mean = cos_min = None
+        if reference is not None:
+            cosines = _cosines(reference, np.load(vectors_dir / f"{key}.npy"))
+            cos_mean, cos_min = float(cosines.mean()), float(cosines.min())
+        rows.append(EndToEndRow(
+            key, documents, documents / median_of_rounds(seconds),
+            [documents / s for s in seconds], speedup, len(queries[0]["times"]),
+            1e3 * median_of_rounds([percentile(r["times"], 50) for r in queries]),
+            1e3 * median_of_rounds([percentile(r["times"], 90) for r in queries]),
+            cos_mean, cos_min,
+        ))
+    return rows

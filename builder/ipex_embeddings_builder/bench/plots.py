@@ -1,0 +1,165 @@
+"""PNG plots of a BenchReport: latency vs sequence length, throughput vs batch, end-to-end bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .report import BenchReport
+
+__all__ = ["write_plots"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _footer(report: BenchReport) -> str:
+    hw = report.hardware
+    return (f"{hw['cpu_model']}, {hw['threads']} threads, {report.mode}, median of "
+            f"{report.settings['rounds']} round(s): ipex-embed bench")
+
+
+def _latency(report: BenchReport, model: str, path: Path) -> Path:
+    plt = _pyplot()
+    rows = [r for r in report.latency if r.model == model]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for system in dict.fromkeys(r.system for r in rows):
+        points = sorted((r.seq_len, r.median_ms) for r in rows if r.system == system)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                label=report.label(system, "model"))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    lengths = sorted({r.seq_len for r in rows})
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("median latency at batch 1 (ms, log)")
+    ax.set_title(f"Latency vs sequence length: {model}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _throughput(report: BenchReport, model: str, path: Path) -> Path:
+    plt = _pyplot()
+    rows = [r for r in report.throughput if r.model == model]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for system in dict.fromkeys(r.system for r in rows):
+        points = sorted((r.batch, r.docs_per_s) for r in rows if r.system == system)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                label=report.label(system, "model"))
+    ax.set_xscale("log", base=2)
+    batches = sorted({r.batch for r in rows})
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel(f"documents/s at {rows[0].seq_len} tokens")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Throughput vs batch size: {model}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _end_to_end(report: BenchReport, path: Path) -> Path:
+    plt = _pyplot()
+    rows = report.end_to_end
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    labels = [report.label(r.system, "e2e") for r in rows]
+    colors = ["tab:orange" if r.system in ("ours", "langchain") else
+              "tab:olive" if r.system == "st-openvino-ours" else "tab:blue" for r in rows]
+    bars = left.barh(labels, [r.docs_per_s for r in rows], color=colors)
+    left.bar_label(bars, labels=[f"{r.docs_per_s:,.0f}" + (f" ({r.speedup:.1f}x)" if r.speedup
+                   else "") for r in rows], fontsize=7, padding=2)
+    left.invert_yaxis()
+    left.set_xlabel(f"documents/s ({report.corpus.get('documents', 0):,} SciFact documents)")
+    left.set_title("Corpus throughput (x: vs sentence-transformers torch)", fontsize=10)
+    bars = right.barh(labels, [r.query_p50_ms for r in rows], color=colors)
+    right.bar_label(bars, labels=[f"{r.query_p50_ms:.1f} (p90 {r.query_p90_ms:.1f})" for r in rows],
+                    fontsize=7, padding=2)
+    right.invert_yaxis()
+    right.set_yticks([])
+    queries = report.corpus.get("queries", 0)
+    right.set_xlabel(f"query latency p50 (ms), {queries} queries one by one")
+    right.set_title("Query latency", fontsize=10)
+    left.margins(x=0.3)
+    right.margins(x=0.55)
+    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _speedups(rows: list[Any]) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
+    models = list(dict.fromkeys(r.model for r in rows))
+    systems = list(dict.fromkeys(r.system for r in rows))
+    return models, systems, {(r.model, r.system): r.speedup for r in rows}
+
+
+def _scaling(report: BenchReport, path: Path) -> Path | None:
+    """Speedup over PyTorch fp32 eager of each of our precisions, model by model."""
+    plt = _pyplot()
+    seq_len = report.settings["scaling_latency_seq_len"]
+    batch, tp_len = report.settings["scaling_throughput_point"]
+    panels = [
+        (f"latency, batch 1, {seq_len} tokens",
+         [r for r in report.latency if r.batch == 1 and r.seq_len == seq_len]),
+        (f"throughput, batch {batch}, {tp_len} tokens",
+         [r for r in report.throughput if r.batch == batch and r.seq_len == tp_len]),
+    ]
+    panels = [(title, [r for r in rows if r.system.startswith("ov-") and r.speedup])
+              for title, rows in panels]
+    if max(len({r.model for r in rows}) for _, rows in panels) < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, (title, rows) in zip(axes, panels, strict=True):
+        models, systems, speedup = _speedups(rows)
+        width = 0.8 / max(len(systems), 1)
+        for i, system in enumerate(systems):
+            values = [speedup.get((m, system), 0.0) for m in models]
+            bars = ax.bar([x + i * width for x in range(len(models))], values, width,
+                          label=report.label(system, "model"))
+            ax.bar_label(bars, labels=[f"{v:.1f}x" if v else "" for v in values], fontsize=7)
+        ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(models))],
+                      [m.replace(", random: speed only", "\n(random: speed only)")
+                       for m in models], fontsize=7)
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("speedup vs PyTorch fp32 eager")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Scaling: our gain over PyTorch fp32 eager by model size", fontsize=10)
+    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(report: BenchReport, output_dir: Path) -> list[Path]:
+    """Write the plots for whatever the report holds; return their paths."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model = report.model["name"]
+    paths = []
+    if any(r.model == model for r in report.latency):
+        paths.append(_latency(report, model, output_dir / "latency_vs_seq_len.png"))
+    if any(r.model == model for r in report.throughput):
+        paths.append(_throughput(report, model, output_dir / "throughput_vs_batch.png"))
+    if report.end_to_end:
+        paths.append(_end_to_end(report, output_dir / "end_to_end.png"))
+    scaling = _scaling(report, output_dir / "scaling.png")
+    if scaling is not None:
+        paths.append(scaling)
+    return paths

@@ -1,0 +1,248 @@
+"""The bench's result: one object, written as bench.json and bench.md beside the plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .end_to_end import EndToEndRow
+from .measure import SystemStatus
+from .model_level import LatencyRow, ThroughputRow
+
+__all__ = ["SCHEMA_VERSION", "BenchReport"]
+
+SCHEMA_VERSION = 1
+# The issue's targets, set for MiniLM int8; shown only when that is the model benchmarked.
+TARGETS = {"speedup_vs_st_torch": 5.0, "speedup_vs_fastest_st": 1.3, "query_p50_ms": 4.0}
+TARGET_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+@dataclass
+class BenchReport:
+    """Everything one run measured, how, and on what; figures come only from this run."""
+
+    mode: str
+    command: str
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    hardware: dict[str, Any]
+    peak: dict[str, Any]
+    systems: list[SystemStatus] = field(default_factory=list)
+    latency: list[LatencyRow] = field(default_factory=list)
+    throughput: list[ThroughputRow] = field(default_factory=list)
+    end_to_end: list[EndToEndRow] = field(default_factory=list)
+    corpus: dict[str, Any] = field(default_factory=dict)
+    limit: list[dict[str, Any]] = field(default_factory=list)
+    skipped_parts: dict[str, str] = field(default_factory=dict)
+    started: str = ""
+    seconds: float = 0.0
+    plots: list[Path] = field(default_factory=list)
+
+    def label(self, key: str, kind: str | None = None) -> str:
+        """The display label of a system key."""
+        for status in self.systems:
+            if status.key == key and (kind is None or status.kind == kind):
+                return status.label
+        return key
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["plots"] = [p.name for p in self.plots]
+        data["schema_version"] = SCHEMA_VERSION
+        data["targets"] = self.targets()
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    # --- targets -------------------------------------------------------------------------
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The issue's targets with the measured figure and whether it is met (MiniLM only)."""
+        if self.model.get("source_model") != TARGET_MODEL or not self.end_to_end:
+            return []
+        rows = {r.system: r for r in self.end_to_end}
+        ours = rows.get("ours")
+        if ours is None:
+            return []
+        found = []
+        if "st-torch" in rows and ours.speedup is not None:
+            found.append({"target": "end to end >= 5x sentence-transformers torch fp32",
+                          "measured": ours.speedup, "unit": "x",
+                          "met": ours.speedup >= TARGETS["speedup_vs_st_torch"]})
+        peers = [r for k, r in rows.items() if k in ("st-torch", "st-onnx", "st-openvino")]
+        if peers:
+            fastest = max(peers, key=lambda r: r.docs_per_s)
+            ratio = ours.docs_per_s / fastest.docs_per_s
+            found.append({"target": f"end to end >= 1.3x the fastest sentence-transformers "
+                                    f"backend measured ({self.label(fastest.system)})",
+                          "measured": ratio, "unit": "x",
+                          "met": ratio >= TARGETS["speedup_vs_fastest_st"],
+                          "peers_measured": sorted(r.system for r in peers)})
+        found.append({"target": "query latency p50 <= 4 ms", "measured": ours.query_p50_ms,
+                      "unit": " ms", "met": ours.query_p50_ms <= TARGETS["query_p50_ms"]})
+        return found
+
+    # --- markdown ------------------------------------------------------------------------
+
+    def to_markdown(self) -> str:
+        hw = self.hardware
+        flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in hw["flags"].items())
+        versions = ", ".join(f"{k} {v}" for k, v in hw["versions"].items())
+        lines = [
+            f"# ipex-embed bench: {self.model.get('name', '')} ({self.mode})",
+            "",
+            f"Measured by `{self.command}` on {self.started}, {self.seconds:.0f} s. "
+            f"{self.settings['rounds']} round(s); systems run round-robin in separate processes, "
+            "their order rotating each round; figures are medians over rounds, ratios are taken "
+            "within each round against the baseline of the same run.",
+            "",
+            f"- CPU: {hw['cpu_model']}, {hw['physical_cores']} cores ({hw['logical_cpus']} logical "
+            f"CPUs usable), {hw['threads']} threads per system, clock "
+            f"{_fmt(hw['clock_ghz'], 3)} GHz ({hw['clock_source']})",
+            f"- Flags: {flags}",
+            f"- OpenVINO CPU default inference precision: "
+            f"{hw['openvino_cpu'].get('default_inference_precision', '?')}",
+            f"- Load average at start: {hw['load_average']} (other work on the machine skews "
+            "every figure)",
+            f"- Versions: {versions}",
+            "",
+        ]
+        lines += self._systems_md()
+        lines += self._latency_md()
+        lines += self._throughput_md()
+        lines += self._end_to_end_md()
+        lines += self._limit_md()
+        targets = self.targets()
+        if targets:
+            lines += ["## Targets (set for MiniLM int8)", "", "| target | measured | met |",
+                      "|---|---|---|"]
+            for t in targets:
+                lines.append(f"| {t['target']} | {t['measured']:.2f}{t['unit']} | "
+                             f"{'yes' if t['met'] else 'no'} |")
+            lines.append("")
+        if self.skipped_parts:
+            lines += ["## Not measured in this run", ""]
+            lines += [f"- {part}: {reason}" for part, reason in self.skipped_parts.items()]
+            lines.append("")
+        if self.plots:
+            lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in self.plots] + [""]
+        return "\n".join(lines)
+
+    def _systems_md(self) -> list[str]:
+        lines = ["## Systems", "", "| system | part | role | status | details |",
+                 "|---|---|---|---|---|"]
+        for s in self.systems:
+            if s.status == "ok":
+                details = ", ".join(f"{k}={v}" for k, v in s.info.items())
+                details += "; " + ", ".join(f"{k} {v}" for k, v in s.versions.items())
+            else:
+                details = s.reason
+            part = "model level" if s.kind == "model" else "end to end"
+            lines.append(f"| {s.label} | {part} | {s.role} | {s.status} | {details} |")
+        return [*lines, ""]
+
+    def _models(self, rows: list[Any]) -> list[str]:
+        return list(dict.fromkeys(r.model for r in rows))
+
+    def _latency_md(self) -> list[str]:
+        lines = []
+        for model in self._models(self.latency):
+            rows = [r for r in self.latency if r.model == model]
+            lengths = sorted({r.seq_len for r in rows})
+            lines += [f"## Latency at batch 1: {model}", "",
+                      "median ms (p90 ms), speedup vs PyTorch fp32 eager", "",
+                      "| system | " + " | ".join(f"{n} tokens" for n in lengths) + " |",
+                      "|---|" + "---|" * len(lengths)]
+            for system in dict.fromkeys(r.system for r in rows):
+                cells = []
+                for n in lengths:
+                    r = next((x for x in rows if x.system == system and x.seq_len == n), None)
+                    cells.append("-" if r is None else
+                                 f"{r.median_ms:.2f} ({r.p90_ms:.2f}), {_ratio(r.speedup)}")
+                lines.append(f"| {self.label(system, 'model')} | " + " | ".join(cells) + " |")
+            runs = rows[0].runs_per_round
+            lines += ["", f"{runs} timed calls per round per point after warm-up.", ""]
+        return lines
+
+    def _throughput_md(self) -> list[str]:
+        lines = []
+        for model in self._models(self.throughput):
+            rows = [r for r in self.throughput if r.model == model]
+            batches = sorted({r.batch for r in rows})
+            lines += [f"## Throughput at {rows[0].seq_len} tokens: {model}", "",
+                      "documents/s, speedup vs PyTorch fp32 eager", "",
+                      "| system | " + " | ".join(f"batch {b}" for b in batches) + " |",
+                      "|---|" + "---|" * len(batches)]
+            for system in dict.fromkeys(r.system for r in rows):
+                cells = []
+                for b in batches:
+                    r = next((x for x in rows if x.system == system and x.batch == b), None)
+                    cells.append("-" if r is None else f"{r.docs_per_s:,.1f}, {_ratio(r.speedup)}")
+                lines.append(f"| {self.label(system, 'model')} | " + " | ".join(cells) + " |")
+            lines.append("")
+        return lines
+
+    def _end_to_end_md(self) -> list[str]:
+        if not self.end_to_end:
+            return []
+        c = self.corpus
+        lines = [
+            "## End to end on SciFact", "",
+            f"{c['documents']:,} of {c['corpus_size']:,} documents (title + text), batch size "
+            f"{self.settings['batch_size']}; {c['queries']} test queries embedded one at a time. "
+            "Agreement: cosine between each system's document vectors and the baseline's.", "",
+            "| system | docs/s | vs ST torch | query p50 ms | query p90 ms | cosine mean (min) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in self.end_to_end:
+            cosine = ("-" if r.cosine_to_baseline_mean is None else
+                      f"{r.cosine_to_baseline_mean:.4f} ({r.cosine_to_baseline_min:.4f})")
+            lines.append(
+                f"| {self.label(r.system, 'e2e')} | {r.docs_per_s:,.1f} | {_ratio(r.speedup)} | "
+                f"{r.query_p50_ms:.2f} | {r.query_p90_ms:.2f} | {cosine} |"
+            )
+        return [*lines, ""]
+
+    def _limit_md(self) -> list[str]:
+        if not self.limit:
+            return []
+        lines = [
+            "## Distance to the limit (int8)", "",
+            f"Peak: {self.peak.get('formula', '-')}; {self.peak.get('unit', '')}. "
+            "Achieved: 2 x the "
+            "int8 MatMul MACs per document (counted from the IR) x documents/s at the best batch "
+            "size; the time also covers the layers that are not int8 (attention, norms, GELU).", "",
+            "| model | seq len | batch | docs/s | int8 GMACs/doc | achieved int8 TOPS "
+            "| % of peak |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in self.limit:
+            lines.append(
+                f"| {e['model']} | {e['seq_len']} | {e['batch']} | {e['docs_per_s']:,.1f} | "
+                f"{e['int8_macs_per_doc'] / 1e9:.2f} | {e['achieved_int8_ops_per_s'] / 1e12:.3f} | "
+                f"{_fmt(e['percent_of_peak'], 1, '%')} |"
+            )
+        return [*lines, ""]
+
+    # --- files ---------------------------------------------------------------------------
+
+    def write(self, output_dir: Path) -> list[Path]:
+        """Write bench.json and bench.md into `output_dir` (the plots are already there)."""
+        output_dir.mkdir(parents=True, exist_ok=True)
+        paths = [output_dir / "bench.json", output_dir / "bench.md"]
+        paths[0].write_text(self.to_json(), encoding="utf-8")
+        paths[1].write_text(self.to_markdown(), encoding="utf-8")
+        return paths

@@ -1,0 +1,395 @@
+"""`run_bench`: plan the run, start the systems phase by phase, and write the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .report import BenchReport
+
+__all__ = ["FULL", "PEERS_PYTHON_ENV", "QUICK", "BenchPlan", "run_bench"]
+
+PEERS_PYTHON_ENV = "IPEX_EMBED_BENCH_PEERS_PYTHON"
+PARTS = ("model", "e2e", "scaling")
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What to measure and how often; `FULL` and `QUICK` are the two presets."""
+
+    rounds: int
+    latency_seq_lens: tuple[int, ...]
+    latency_runs: int
+    latency_warmup: int
+    throughput_batches: tuple[int, ...]
+    throughput_seq_len: int
+    throughput_runs: int
+    throughput_warmup: int
+    documents: int | None
+    """SciFact documents to embed end to end, evenly spread (None: all 5,183)."""
+    queries: int | None
+    """SciFact test queries for query latency (None: all 300)."""
+    batch_size: int = 32
+    scaling: tuple[str, ...] = ("base", "large")
+    scaling_latency_seq_len: int = 128
+    scaling_throughput_point: tuple[int, int] = (4, 256)
+    scaling_runs: int = 10
+    scaling_samples: int = 32
+    """Calibration texts for the random scaling models (speed only: their accuracy is moot)."""
+    parts: tuple[str, ...] = PARTS
+    build_missing: bool = True
+    """Build fp32 and bf16 folders from the int8 folder's source model when not given."""
+    torch_bf16: bool = True
+
+
+FULL = BenchPlan(
+    rounds=3,
+    latency_seq_lens=(16, 32, 64, 128, 256, 512),
+    latency_runs=50,
+    latency_warmup=5,
+    throughput_batches=(4, 16, 64, 256),
+    throughput_seq_len=256,
+    throughput_runs=2,
+    throughput_warmup=1,
+    # 2,000 of the 5,183 documents keep a full run near 30 minutes on 2 cores, where
+    # sentence-transformers torch fp32 embeds the corpus at a few tens of documents/s;
+    # --docs 5183 embeds all of it.
+    documents=2000,
+    queries=None,
+)
+QUICK = BenchPlan(
+    rounds=1,
+    latency_seq_lens=(16, 128),
+    latency_runs=5,
+    latency_warmup=2,
+    throughput_batches=(4,),
+    throughput_seq_len=256,
+    throughput_runs=2,
+    throughput_warmup=1,
+    documents=64,
+    queries=10,
+    scaling=(),
+    parts=("model", "e2e"),
+    build_missing=False,
+)
+
+
+@dataclass
+class _Context:
+    model_dir: Path
+    output_dir: Path
+    work_dir: Path
+    plan: BenchPlan
+    threads: int
+    peers_python: str
+    echo: Callable[[str], None]
+    report: BenchReport
+    config: Any = None
+    source_path: Path | None = None
+    folders: dict[str, Path] = field(default_factory=dict)
+
+
+def _default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _token_spec(model_dir: Path) -> tuple[dict[str, int], int]:
+    """vocab_size, [CLS]/[SEP] ids for synthetic inputs, and the longest length the model takes."""
+    from tokenizers import Tokenizer
+
+    config = json.loads((model_dir / "config.json").read_text())
+    ids = Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode("").ids
+    positions = int(config.get("max_position_embeddings", 512))
+    if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # their position ids start after the padding index
+    spec = {"vocab_size": int(config["vocab_size"]), "cls_id": ids[0], "sep_id": ids[-1]}
+    return spec, positions
+
+
+def _resolve_source(ctx: _Context) -> None:
+    from ..source import inspect_source
+
+    try:
+        source = inspect_source(ctx.config.source_model, revision=_revision(ctx))
+    except Exception as err:  # e.g. a Hub id while offline: PyTorch and ST peers are skipped
+        ctx.report.skipped_parts["PyTorch and sentence-transformers systems"] = (
+            f"the source model {ctx.config.source_model!r} could not be found ({err})"
+        )
+        return
+    ctx.source_path = source.path
+
+
+def _revision(ctx: _Context) -> str | None:
+    # The demo's "revision" names its PyPI package; inspect_source knows the demo by name.
+    revision = ctx.config.source_revision
+    return revision if revision and not revision.startswith("pypi:") else None
+
+
+def _prepare_folders(ctx: _Context, fp32_dir: Path | None, bf16_dir: Path | None) -> None:
+    """Our folders by precision: the one benchmarked, plus fp32/bf16 given or built here."""
+    from ipex_embeddings.folder import check_model_folder
+
+    ctx.folders[ctx.config.precision] = ctx.model_dir
+    for precision, given in (("fp32", fp32_dir), ("bf16", bf16_dir)):
+        if precision in ctx.folders:
+            continue
+        if given is not None:
+            found = check_model_folder(Path(given)).precision
+            if found != precision:
+                raise ValueError(
+                    f"--{precision}-dir {given} holds a {found} model, not {precision}."
+                )
+            ctx.folders[precision] = Path(given)
+        elif ctx.plan.build_missing and ctx.source_path is not None:
+            ctx.folders[precision] = _build_folder(ctx, precision)
+        else:
+            why = ("quick mode builds no extra folders" if not ctx.plan.build_missing
+                   else "the source model is not available")
+            ctx.report.skipped_parts[f"ipex-embeddings {precision} (model level)"] = (
+                f"{why}; pass --{precision}-dir (make one with `ipex-embed quantize "
+                f"{ctx.config.source_model} --precision {precision} --output DIR`)"
+            )
+
+
+def _build_folder(ctx: _Context, precision: str) -> Path:
+    from ..calibration import load_calibration
+    from ..quantize import QuantizeOptions, quantize_to_folder
+    from ..source import inspect_source
+
+    folder = ctx.work_dir / f"model-{precision}"
+    marker = folder / "bench_build.json"
+    identity = {"source": ctx.config.source_model, "revision": ctx.config.source_revision}
+    if marker.is_file() and json.loads(marker.read_text()) == identity:
+        return folder
+    ctx.echo(f"Building the {precision} folder from {ctx.config.source_model} into {folder}")
+    quantize_to_folder(
+        inspect_source(ctx.config.source_model, revision=_revision(ctx)), load_calibration(),
+        folder,
+        QuantizeOptions(precision=precision), overwrite=True,
+    )
+    marker.write_text(json.dumps(identity))
+    return folder
+
+
+def _fleet(ctx: _Context, specs: Sequence[Any], setup: dict[str, Any], phase: str) -> Any:
+    from .measure import Fleet
+
+    return Fleet(specs, threads=ctx.threads, setup=setup, peers_python=ctx.peers_python,
+                 log_dir=ctx.work_dir / "logs" / phase, echo=ctx.echo)
+
+
+def _model_level(ctx: _Context) -> None:
+    from .limit import distance_to_limit
+    from .model_level import measure_latency, measure_throughput, model_level_specs
+
+    plan, report = ctx.plan, ctx.report
+    tokens, positions = _token_spec(ctx.model_dir)
+    lengths = [n for n in plan.latency_seq_lens if n <= positions]
+    if len(lengths) < len(plan.latency_seq_lens):
+        report.skipped_parts["latency beyond the position table"] = (
+            f"lengths above {positions} tokens do not fit this model"
+        )
+    specs = model_level_specs(ctx.source_path or Path(), ctx.folders, torch_bf16=plan.torch_bf16)
+    if ctx.source_path is None:
+        specs = [s for s in specs if s.factory != "torch"]
+    ctx.echo(f"Model level: {', '.join(s.label for s in specs)}")
+    name = report.model["name"]
+    with _fleet(ctx, specs, {"tokens": tokens}, "model") as fleet:
+        report.latency += measure_latency(fleet, name, lengths, runs=plan.latency_runs,
+                                          warmup=plan.latency_warmup, rounds=plan.rounds)
+        report.throughput += measure_throughput(
+            fleet, name, plan.throughput_batches, seq_len=min(plan.throughput_seq_len, positions),
+            runs=plan.throughput_runs, warmup=plan.throughput_warmup, rounds=plan.rounds,
+        )
+        report.systems += fleet.statuses.values()
+    _add_limit(ctx, name, ctx.folders.get("int8"), distance_to_limit)
+
+
+def _add_limit(ctx: _Context, model: str, folder: Path | None, distance: Callable) -> None:
+    rows = [r for r in ctx.report.throughput if r.model == model and r.system == "ov-int8"]
+    if folder is None or not rows:
+        return
+    best = max(rows, key=lambda r: r.docs_per_s)
+    entry = distance(folder / "openvino" / "openvino_model.xml", best.seq_len, best.docs_per_s,
+                     ctx.report.peak.get("ops_per_s"))
+    ctx.report.limit.append({"model": model, "batch": best.batch, **entry})
+
+
+def _end_to_end(ctx: _Context) -> None:
+    import importlib.util
+
+    from .end_to_end import end_to_end_specs, measure_end_to_end, write_texts
+
+    plan, report = ctx.plan, ctx.report
+    texts_file = ctx.work_dir / "texts.json"
+    report.corpus = write_texts(texts_file, plan.documents, plan.queries)
+    specs = end_to_end_specs(
+        ctx.model_dir, ctx.source_path or Path(), plan.batch_size, ctx.config.precision
+    )
+    skipped = {}
+    if ctx.source_path is None:
+        skipped.update({key: "the source model is not available"
+                        for key in ("st-torch", "st-onnx", "st-openvino")})
+    if importlib.util.find_spec("langchain_core") is None:
+        skipped["langchain"] = (
+            'langchain-core is not installed: pip install "ipex-embeddings[langchain]"'
+        )
+    elif importlib.util.find_spec("ipex_embeddings.langchain") is None:
+        skipped["langchain"] = "ipex_embeddings.langchain is not in this version of the package"
+    ctx.echo(f"End to end on {report.corpus['documents']} SciFact documents: "
+             f"{', '.join(s.label for s in specs if s.key not in skipped)}")
+    with _fleet(ctx, [s for s in specs if s.key not in skipped],
+                {"texts_file": str(texts_file)}, "e2e") as fleet:
+        for spec in specs:
+            if spec.key in skipped:
+                fleet.add_skipped(spec, skipped[spec.key])
+        report.end_to_end += measure_end_to_end(fleet, plan.rounds, ctx.work_dir / "vectors")
+        for status in fleet.statuses.values():
+            needs_optimum = "ptimum" in status.reason or "could not start" in status.reason
+            if status.status != "ok" and status.key.startswith("st-") and needs_optimum:
+                status.reason += (
+                    f" [peers interpreter: {ctx.peers_python}; sentence-transformers' onnx and "
+                    "openvino backends need optimum, see benchmarks/README.md and --peers-python]"
+                )
+        report.systems += [fleet.statuses[s.key] for s in specs]
+
+
+def _scaling(ctx: _Context) -> None:
+    from ..demo import demo_model_path
+    from .limit import distance_to_limit
+    from .model_level import measure_latency, measure_throughput, model_level_specs
+    from .scaling import SHAPES, build_scaling_models
+
+    plan, report = ctx.plan, ctx.report
+    batch, seq_len = plan.scaling_throughput_point
+    for name in plan.scaling:
+        shape = SHAPES[name]
+        ctx.echo(f"Scaling: {shape.label}")
+        source_dir, folders = build_scaling_models(
+            ctx.work_dir, shape, demo_model_path(), samples=plan.scaling_samples, echo=ctx.echo
+        )
+        tokens, _ = _token_spec(folders["int8"])
+        specs = model_level_specs(source_dir, folders, torch_bf16=False)
+        with _fleet(ctx, specs, {"tokens": tokens}, f"scaling-{name}") as fleet:
+            report.latency += measure_latency(
+                fleet, shape.label, [plan.scaling_latency_seq_len], runs=plan.scaling_runs,
+                warmup=2, rounds=plan.rounds,
+            )
+            report.throughput += measure_throughput(
+                fleet, shape.label, [batch], seq_len=seq_len, runs=2, warmup=1,
+                rounds=plan.rounds,
+            )
+            for status in fleet.statuses.values():
+                if status.status != "ok":
+                    report.skipped_parts[f"{shape.label}: {status.label}"] = status.reason
+        _add_limit(ctx, shape.label, folders["int8"], distance_to_limit)
+
+
+def _timed(ctx: _Context, name: str, part: Callable[[_Context], None]) -> None:
+    started = time.perf_counter()
+    part(ctx)
+    ctx.echo(f"  {name}: {time.perf_counter() - started:.0f} s")
+
+
+def _default_command(model_dir: Path, output_dir: Path, quick: bool) -> str:
+    parts = ["ipex-embed", "bench", str(model_dir), "--output", str(output_dir)]
+    return shlex.join(parts + (["--quick"] if quick else []))
+
+
+def run_bench(
+    model_dir: Path,
+    output_dir: Path,
+    *,
+    quick: bool = False,
+    rounds: int | None = None,
+    plan: BenchPlan | None = None,
+    threads: int | None = None,
+    fp32_dir: Path | None = None,
+    bf16_dir: Path | None = None,
+    peers_python: str | None = None,
+    work_dir: Path | None = None,
+    vnni_ports: int = 2,
+    clock_ghz: float | None = None,
+    echo: Callable[[str], None] = print,
+    command: str | None = None,
+) -> BenchReport:
+    """Benchmark the model folder `model_dir`; write bench.json, bench.md and plots to `output_dir`.
+
+    Args:
+        quick: the smoke-test preset (about a minute): few runs, 64 documents, no scaling.
+        rounds: override the plan's rounds.
+        plan: what to measure (default: `QUICK` or `FULL`).
+        fp32_dir, bf16_dir: our fp32/bf16 folders for the model-level comparison; when absent, the
+            full plan builds them from the source model into `work_dir`.
+        peers_python: interpreter for the sentence-transformers systems (default: this one, or
+            $IPEX_EMBED_BENCH_PEERS_PYTHON); its onnx and openvino backends need optimum there.
+        work_dir: keep built folders, texts, vectors and worker logs here (default: a temporary
+            folder, removed afterwards).
+        vnni_ports: VNNI instructions issued per cycle per core, for the int8 peak without AMX.
+        clock_ghz: override the CPU clock read from the OS, for the int8 peak.
+    """
+    from ipex_embeddings.folder import check_model_folder
+
+    from .hardware import collect_hardware, int8_peak
+    from .plots import write_plots
+
+    started = time.time()
+    model_dir, output_dir = Path(model_dir).expanduser(), Path(output_dir).expanduser()
+    config = check_model_folder(model_dir)
+    plan = plan or (QUICK if quick else FULL)
+    if rounds is not None:
+        plan = dataclasses.replace(plan, rounds=rounds)
+    if plan.rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {plan.rounds}.")
+    threads = threads or _default_threads()
+    hardware = collect_hardware(threads, clock_ghz)
+    report = BenchReport(
+        mode="quick" if quick else "full",
+        command=command or _default_command(model_dir, output_dir, quick),
+        model={"name": f"{config.source_model.split('/')[-1] or model_dir.name} {config.precision}",
+               "folder": str(model_dir), "source_model": config.source_model,
+               "precision": config.precision, "dimension": config.dimension,
+               "max_seq_length": config.max_seq_length},
+        settings={**dataclasses.asdict(plan), "threads": threads, "vnni_ports": vnni_ports},
+        hardware=dataclasses.asdict(hardware),
+        peak=dataclasses.asdict(int8_peak(hardware, vnni_ports)),
+        started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+    )
+    keep_work = work_dir is not None
+    work = Path(work_dir) if keep_work else Path(tempfile.mkdtemp(prefix="ipex-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = _Context(model_dir, output_dir, work, plan, threads,
+                   peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable, echo,
+                   report, config)
+    try:
+        _resolve_source(ctx)
+        if "model" in plan.parts:
+            _prepare_folders(ctx, fp32_dir, bf16_dir)
+            _timed(ctx, "model level", _model_level)
+        if "e2e" in plan.parts:
+            _timed(ctx, "end to end", _end_to_end)
+        if "scaling" in plan.parts and plan.scaling:
+            _timed(ctx, "scaling", _scaling)
+        else:
+            report.skipped_parts["scaling (BGE-base/large shapes)"] = (
+                "not part of this run (--quick, --parts or --scaling none)"
+            )
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+    report.seconds = time.time() - started
+    report.plots = write_plots(report, output_dir)
+    report.write(output_dir)
+    echo(f"Wrote {output_dir / 'bench.md'}, {output_dir / 'bench.json'} and "
+         f"{len(report.plots)} plot(s) in {report.seconds:.0f} s")
+    return report

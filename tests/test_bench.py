@@ -1,0 +1,153 @@
+"""`ipex-embed bench`: a --quick smoke run whose outputs must exist and parse, and the parts of
+the bench that are pure arithmetic. Timings are never asserted: they depend on the machine."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ipex_embeddings_builder.bench.hardware import Hardware, int8_peak
+from ipex_embeddings_builder.bench.limit import count_macs
+from ipex_embeddings_builder.bench.measure import Fleet
+from ipex_embeddings_builder.bench.systems import MODEL_LEVEL, SystemSpec
+from ipex_embeddings_builder.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# MiniLM-L6 at 256 tokens: 6 layers x (4 x 384^2 + 2 x 384 x 1536) x 256 tokens.
+MINILM_INT8_MACS_256 = 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 256
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    demo_int8_dir: Path, demo_fp32_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("bench") / "out"
+    result = CliRunner().invoke(main, [
+        "bench", str(demo_int8_dir), "--quick", "--output", str(output),
+        "--fp32-dir", str(demo_fp32_dir), "--docs", "32", "--queries", "5",
+    ])
+    assert result.exit_code == 0, result.output
+    return output, json.loads((output / "bench.json").read_text())
+
+
+def _status(data: dict, kind: str, key: str) -> dict:
+    return next(s for s in data["systems"] if s["kind"] == kind and s["key"] == key)
+
+
+def test_quick_bench_writes_json_markdown_and_plots(quick_run: tuple[Path, dict]) -> None:
+    output, data = quick_run
+    assert data["schema_version"] == 1 and data["mode"] == "quick"
+    assert data["plots"] == ["latency_vs_seq_len.png", "throughput_vs_batch.png", "end_to_end.png"]
+    for name in data["plots"]:
+        assert (output / name).read_bytes()[:8] == PNG_MAGIC
+    markdown = (output / "bench.md").read_text()
+    for heading in ("## Systems", "## Latency at batch 1", "## Throughput at 256 tokens",
+                    "## End to end on SciFact", "## Distance to the limit (int8)"):
+        assert heading in markdown
+    assert data["hardware"]["threads"] >= 1 and data["hardware"]["versions"]["openvino"]
+    assert "scaling (BGE-base/large shapes)" in data["skipped_parts"]
+
+
+def test_quick_bench_measures_every_system_or_says_why_not(quick_run: tuple[Path, dict]) -> None:
+    _, data = quick_run
+    for status in data["systems"]:
+        assert status["status"] in ("ok", "skipped", "failed")
+        assert status["status"] == "ok" or status["reason"], status
+    for kind, key in [("model", "torch-fp32"), ("model", "ov-fp32"), ("model", "ov-int8"),
+                      ("e2e", "st-torch"), ("e2e", "ours")]:
+        assert _status(data, kind, key)["status"] == "ok", _status(data, kind, key)
+    measured = {s["key"] for s in data["systems"] if s["kind"] == "model" and s["status"] == "ok"}
+    assert {(r["system"], r["seq_len"]) for r in data["latency"]} == {
+        (key, n) for key in measured for n in (16, 128)
+    }
+    for row in data["latency"]:
+        assert 0 < row["median_ms"] <= row["p90_ms"] and math.isfinite(row["p90_ms"])
+        assert row["runs_per_round"] == 5 and len(row["round_medians_ms"]) == 1
+    baseline = [r for r in data["latency"] + data["throughput"] if r["system"] == "torch-fp32"]
+    assert baseline and all(r["speedup"] == 1.0 for r in baseline)
+
+
+def test_quick_bench_end_to_end_systems_agree_with_the_baseline(
+    quick_run: tuple[Path, dict],
+) -> None:
+    _, data = quick_run
+    rows = {r["system"]: r for r in data["end_to_end"]}
+    assert data["corpus"]["documents"] == 32 and data["corpus"]["corpus_size"] == 5183
+    assert rows["st-torch"]["speedup"] == 1.0
+    assert rows["st-torch"]["cosine_to_baseline_min"] == pytest.approx(1.0, abs=1e-5)
+    # The same texts through our int8 model: close to the fp32 torch vectors, or the bench
+    # would be comparing speed of different work.
+    assert rows["ours"]["cosine_to_baseline_min"] > 0.97
+    for row in rows.values():
+        assert row["documents"] == 32 and row["queries"] == 5
+        assert row["docs_per_s"] > 0 and 0 < row["query_p50_ms"] <= row["query_p90_ms"]
+
+
+def test_quick_bench_distance_to_the_limit_counts_the_int8_macs(
+    quick_run: tuple[Path, dict],
+) -> None:
+    _, data = quick_run
+    (entry,) = data["limit"]
+    assert entry["seq_len"] == 256 and entry["int8_macs_per_doc"] == MINILM_INT8_MACS_256
+    assert entry["achieved_int8_ops_per_s"] == pytest.approx(
+        2 * MINILM_INT8_MACS_256 * entry["docs_per_s"]
+    )
+    if data["peak"]["ops_per_s"]:
+        assert entry["percent_of_peak"] == pytest.approx(
+            100 * entry["achieved_int8_ops_per_s"] / data["peak"]["ops_per_s"]
+        )
+
+
+def test_count_macs_splits_int8_and_float(demo_fp32_dir: Path) -> None:
+    xml = demo_fp32_dir / "openvino" / "openvino_model.xml"
+    macs = count_macs(xml, batch=2, seq_len=64)
+    assert macs.int8_matmul == 0
+    assert macs.float_matmul == 2 * 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 64
+    assert macs.attention == 2 * 6 * 12 * 64 * 64 * (32 + 32)  # heads x Lq x Lk x (d + dv)
+
+
+def _hardware(**flags: bool) -> Hardware:
+    return Hardware(
+        cpu_model="test", physical_cores=4, logical_cpus=8, threads=8, clock_ghz=2.0,
+        clock_source="test", flags=flags, memory_gib=None, load_average=[], python="3",
+        platform="test",
+    )
+
+
+def test_int8_peak_uses_amx_only_where_the_cpu_has_it() -> None:
+    amx = int8_peak(_hardware(amx_int8=True, avx512_vnni=True))
+    assert amx.ops_per_s == 4 * 2.0e9 * 1024 * 2 and amx.unit.startswith("AMX")
+    vnni = int8_peak(_hardware(avx512_vnni=True), vnni_ports=2)
+    assert vnni.ops_per_s == 4 * 2.0e9 * 64 * 2 * 2 and "assumed" in vnni.unit
+    assert int8_peak(_hardware(avx512_vnni=True), vnni_ports=1).ops_per_s == vnni.ops_per_s / 2
+    assert int8_peak(_hardware()).ops_per_s is None
+
+
+def test_a_system_that_cannot_start_or_load_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    missing = SystemSpec("st-x", "peer", "e2e", "sentence_transformers", str(tmp_path),
+                         {"backend": "torch"}, peer=True)
+    broken = SystemSpec("ov-x", "ours", MODEL_LEVEL, "core", str(tmp_path), role="ours")
+    with Fleet([missing, broken], threads=1, setup={}, peers_python=str(tmp_path / "python"),
+               log_dir=tmp_path / "logs", echo=lambda _: None) as fleet:
+        assert fleet.active == []
+        assert fleet.statuses["st-x"].status == "skipped"
+        assert "could not start" in fleet.statuses["st-x"].reason
+        assert fleet.statuses["ov-x"].status == "skipped"
+        assert "ModelFolderError" in fleet.statuses["ov-x"].reason
+        assert fleet.statuses["ov-x"].python == sys.executable
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seq-lens", "16,x"], "comma-separated list of integers"),
+    (["--parts", "model,speed"], "unknown part(s) ['speed']"),
+    (["--scaling", "huge"], "unknown shape(s) ['huge']"),
+])
+def test_bad_options_are_refused_with_the_fix(
+    demo_int8_dir: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, ["bench", str(demo_int8_dir), *args])
+    assert result.exit_code == 2 and message in result.output
