@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from ipex_embeddings_builder.bench.hardware import Hardware, int8_peak
 from ipex_embeddings_builder.bench.limit import count_macs
 from ipex_embeddings_builder.bench.measure import Fleet

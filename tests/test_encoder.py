@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ipex_embeddings_builder.data import SCIFACT_DIR
 
 from ipex_embeddings import Encoder, ModelFolderError, TruncationError, TruncationWarning
+from ipex_embeddings_builder.data import SCIFACT_DIR
 
 GOLDEN_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from ipex_embeddings_builder.cli import main
 
 from ipex_embeddings import Encoder, ModelConfig
+from ipex_embeddings_builder.cli import main
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -19,6 +19,7 @@ LAZY_COMMANDS = {
     "validate": "ipex_embeddings_builder.validate:validate_command",
     "bench": "ipex_embeddings_builder.bench:bench_command",
     "build": "ipex_embeddings_builder.build:build_command",
+    "publish": "ipex_embeddings_builder.publish:publish_command",
 }
 
 
@@ -69,6 +70,13 @@ def main() -> None:
 @click.option("--document-prompt", help="Override the text put before documents.")
 @click.option("--revision", help="Hub revision of MODEL.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--max-loss",
+    type=float,
+    help="Accuracy-aware int8: the largest relative loss (percent of fp32, per mteb task, on "
+    "SciFact's train queries) to allow; the most sensitive layers are kept out of int8 until it "
+    "is met, and the result is reported on the test queries (validation.json/.md).",
+)
 def quantize(
     model: str,
     output: Path,
@@ -81,6 +89,7 @@ def quantize(
     document_prompt: str | None,
     revision: str | None,
     overwrite: bool,
+    max_loss: float | None,
 ) -> None:
     """Export MODEL (a local folder or Hub id; default: the shipped all-MiniLM-L6-v2) to OpenVINO
     and quantize it with static int8 calibration into a model folder."""
@@ -102,9 +111,24 @@ def quantize(
         f"max_seq_length={source.max_seq_length}, normalize={source.normalize}) to {precision} "
         f"with {len(calib.texts)} calibration texts from {calib.source}"
     )
-    config = quantize_to_folder(
-        source, calib, output, QuantizeOptions(precision=precision), overwrite
-    )
+    if max_loss is not None:
+        from .tuning import tune_to_folder
+
+        options = QuantizeOptions(precision=precision)
+        result = tune_to_folder(source, calib, output, options, max_loss, overwrite=overwrite)
+        config = result.config
+        if result.report is not None:
+            click.echo("\n" + result.report.to_markdown())
+            if not result.report.passed:
+                click.echo(
+                    f"Warning: the tuning queries met --max-loss {max_loss:g}, but on the test "
+                    "queries above it did not; `ipex-embed validate` (and build) will refuse it.",
+                    err=True,
+                )
+    else:
+        config = quantize_to_folder(
+            source, calib, output, QuantizeOptions(precision=precision), overwrite
+        )
     click.echo(
         f"Wrote {output} ({config.precision}, {config.dimension}-d) in "
         f"{time.perf_counter() - started:.1f} s"

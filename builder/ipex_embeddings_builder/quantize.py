@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 import numpy as np
@@ -19,7 +19,14 @@ from ipex_embeddings.config import ModelConfig
 from .calibration import CalibrationSet
 from .source import SourceModel
 
-__all__ = ["QuantizeOptions", "export_model", "quantize_to_folder", "write_atomically"]
+__all__ = [
+    "QuantizeOptions",
+    "export_model",
+    "quantize_model",
+    "quantize_to_folder",
+    "save_model_folder",
+    "write_atomically",
+]
 
 MODEL_FILE = "openvino/openvino_model.xml"
 # Files copied from the source so the folder also loads in sentence-transformers and transformers.
@@ -42,7 +49,7 @@ class QuantizeOptions:
 
 
 def export_model(source: SourceModel) -> Any:
-    """Trace the source's transformer into an fp32 `openvino.Model` with dynamic batch and length."""
+    """Trace the source's transformer into an fp32 `openvino.Model`, dynamic batch and length."""
     import openvino as ov
     import torch
     from transformers import AutoModel
@@ -134,7 +141,9 @@ def write_atomically(output: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `output`; it becomes `output` only if the block succeeds."""
     output = output.expanduser().resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
-        raise click.ClickException(f"{output} exists and is not empty; pass --overwrite to replace it.")
+        raise click.ClickException(
+            f"{output} exists and is not empty; pass --overwrite to replace it."
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.parent / f".{output.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -160,41 +169,59 @@ def quantize_to_folder(
     overwrite: bool = False,
 ) -> ModelConfig:
     """Export, quantize and write a complete model folder at `output` (or nothing, on failure)."""
-    import openvino as ov
-
     options = options or QuantizeOptions()
     started = time.perf_counter()
     with write_atomically(output, overwrite) as staging:
         ov_model = quantize_model(export_model(source), source, calibration, options)
-        (staging / "openvino").mkdir()
-        # fp16 storage only where inference is in bf16 anyway; int8 and fp32 keep fp32 scales.
-        ov.save_model(ov_model, staging / MODEL_FILE, compress_to_fp16=options.precision == "bf16")
-        for name in COMPANION_FILES:
-            if (source.path / name).is_file():
-                (staging / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source.path / name, staging / name)
-        config = ModelConfig(
-            pooling=source.pooling,
-            dimension=source.dimension,
-            max_seq_length=source.max_seq_length,
-            precision=options.precision,
-            inference_precision="bf16" if options.precision == "bf16" else options.inference_precision,
-            normalize=source.normalize,
-            query_prompt=source.query_prompt,
-            document_prompt=source.document_prompt,
-            model_file=MODEL_FILE,
-            source_model=source.model_id,
-            source_revision=source.revision,
-            quantization={
-                "method": "nncf.quantize" if options.precision == "int8" else "none",
-                "preset": options.preset if options.precision == "int8" else None,
-                "model_type": "transformer",
-                "samples": len(calibration.texts),
-                "calibration_source": calibration.source,
-                "keep_higher_precision": list(options.keep_higher_precision),
-                "seconds": round(time.perf_counter() - started, 1),
-            },
-            calibration_digest=calibration.digest if options.precision == "int8" else "",
+        config = save_model_folder(
+            ov_model, staging, source, calibration, options, time.perf_counter() - started
         )
-        config.save(staging)
+    return config
+
+
+def save_model_folder(
+    ov_model: Any,
+    folder: Path,
+    source: SourceModel,
+    calibration: CalibrationSet,
+    options: QuantizeOptions,
+    seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> ModelConfig:
+    """Write an already quantized `ov_model`, the source's companion files and the JSON into
+    the empty `folder`; `extra` is merged into the JSON's quantization record."""
+    import openvino as ov
+
+    (folder / "openvino").mkdir()
+    # fp16 storage only where inference is in bf16 anyway; int8 and fp32 keep fp32 scales.
+    ov.save_model(ov_model, folder / MODEL_FILE, compress_to_fp16=options.precision == "bf16")
+    for name in COMPANION_FILES:
+        if (source.path / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source.path / name, folder / name)
+    config = ModelConfig(
+        pooling=source.pooling,
+        dimension=source.dimension,
+        max_seq_length=source.max_seq_length,
+        precision=options.precision,
+        inference_precision="bf16" if options.precision == "bf16" else options.inference_precision,
+        normalize=source.normalize,
+        query_prompt=source.query_prompt,
+        document_prompt=source.document_prompt,
+        model_file=MODEL_FILE,
+        source_model=source.model_id,
+        source_revision=source.revision,
+        quantization={
+            "method": "nncf.quantize" if options.precision == "int8" else "none",
+            "preset": options.preset if options.precision == "int8" else None,
+            "model_type": "transformer",
+            "samples": len(calibration.texts),
+            "calibration_source": calibration.source,
+            "keep_higher_precision": list(options.keep_higher_precision),
+            "seconds": round(seconds, 1),
+            **(extra or {}),
+        },
+        calibration_digest=calibration.digest if options.precision == "int8" else "",
+    )
+    config.save(folder)
     return config

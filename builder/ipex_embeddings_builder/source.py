@@ -16,7 +16,7 @@ __all__ = ["SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError", "inspect_
 SUPPORTED_MODEL_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "camembert"}
 )
-SOURCE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*"]
+SOURCE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "README.md"]
 
 
 class SourceModelError(click.ClickException):

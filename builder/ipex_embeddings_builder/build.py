@@ -1,0 +1,495 @@
+"""`ipex-embed build`: quantize -> validate (gate) -> bench -> model card -> publish, resumably.
+
+Each stage records the digest of its inputs and of its outputs in `build_state.json` inside the
+output folder. A stage whose outputs are still there, unchanged, and whose inputs' digest matches
+is skipped, so a build that was interrupted (or re-run with --push-to after a --dry-run) resumes
+where it stopped. The state file is never published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .demo import DEMO_MODEL
+from .publish import BUILD_STATE_NAME
+
+__all__ = [
+    "Build",
+    "BuildError",
+    "BuildOptions",
+    "BuildState",
+    "build_command",
+    "file_digest",
+    "run_build",
+    "sentence_transformers_problem",
+    "tuning_matches",
+]
+
+STATE_FORMAT = 1
+BENCH_MODES = ("full", "quick", "skip")
+IR_FILES = ("ipex_embeddings.json", "openvino/openvino_model.xml", "openvino/openvino_model.bin",
+            "tokenizer.json")
+
+
+def file_digest(paths: Iterable[Path], root: Path) -> str:
+    """sha256 over the relative names and contents of `paths` (missing files count as absent)."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        if path.is_file():
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def value_digest(value: Any) -> str:
+    """sha256 of a JSON-able value, keys sorted."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class BuildState:
+    """`build_state.json`: per stage, the digests of its inputs and outputs and how long it took."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / BUILD_STATE_NAME
+        self.stages: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            try:
+                raw = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                raw = {}
+            if raw.get("format") == STATE_FORMAT:
+                self.stages = raw.get("stages", {})
+
+    def is_current(self, stage: str, inputs: str, outputs: str) -> bool:
+        record = self.stages.get(stage)
+        return bool(record) and record["inputs"] == inputs and record["outputs"] == outputs
+
+    def record(self, stage: str, inputs: str, outputs: str, seconds: float) -> None:
+        self.stages[stage] = {"inputs": inputs, "outputs": outputs, "seconds": round(seconds, 1)}
+        self.save()
+
+    def save(self) -> None:
+        if self.path.parent.is_dir():
+            state = {"format": STATE_FORMAT, "stages": self.stages}
+            self.path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass
+class BuildOptions:
+    """Everything `ipex-embed build` was asked to do; it also rebuilds the exact command line."""
+
+    model: str = DEMO_MODEL
+    output: Path = Path("model")
+    max_loss: float | None = None
+    calibration: Path | None = None
+    samples: int = 300
+    pooling: str | None = None
+    max_seq_length: int | None = None
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    revision: str | None = None
+    validation_subset: int | None = None
+    tune: bool = True
+    bench: str = "quick"
+    push_to: str | None = None
+    private: bool = False
+    create_pr: bool = False
+    dry_run: bool = False
+    overwrite: bool = False
+    force: bool = False
+    echo: Callable[[str], None] = field(default=click.echo, repr=False)
+
+    def command(self, output_name: str | None = None) -> str:
+        """The `ipex-embed build` line that makes this model again (without publishing flags)."""
+        parts = ["ipex-embed", "build", self.model, "--output", output_name or self.output.name]
+        flags: list[tuple[str, Any]] = [
+            ("--max-loss", self.max_loss), ("--calibration", self.calibration),
+            ("--samples", None if self.samples == 300 else self.samples),
+            ("--pooling", self.pooling), ("--max-seq-length", self.max_seq_length),
+            ("--query-prompt", self.query_prompt), ("--document-prompt", self.document_prompt),
+            ("--revision", self.revision), ("--validation-subset", self.validation_subset),
+            ("--bench", None if self.bench == "quick" else self.bench),
+        ]
+        for flag, value in flags:
+            if value is not None:
+                parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        return shlex.join(parts + ([] if self.tune else ["--no-tune"]))
+
+    @property
+    def gate(self) -> float:
+        """The loss limit in percent: --max-loss, or validate's default."""
+        from .validate import DEFAULT_MAX_LOSS
+
+        return DEFAULT_MAX_LOSS if self.max_loss is None else self.max_loss
+
+
+@dataclass
+class Stage:
+    """One step: what it depends on, what it writes, and how to run it."""
+
+    name: str
+    inputs: Callable[[], dict[str, Any]]
+    """Called just before the stage, once the previous stages' outputs exist."""
+    outputs: Callable[[], list[Path]]
+    run: Callable[[], None]
+    still_valid: Callable[[], bool] = lambda: True
+    """A check beyond the digests, on what the existing outputs record (see `tuning_matches`)."""
+
+
+def _run_stage(
+    stage: Stage, number: int, total: int, folder: Path, state: BuildState, force: bool,
+    echo: Callable[[str], None],
+) -> None:
+    inputs = value_digest(stage.inputs())
+    label = f"[{number}/{total}] {stage.name}"
+    outputs = stage.outputs()
+    if (
+        not force
+        and all(p.is_file() for p in outputs)
+        and state.is_current(stage.name, inputs, file_digest(outputs, folder))
+        and stage.still_valid()
+    ):
+        took = state.stages[stage.name]["seconds"]
+        echo(f"{label}: up to date (inputs {inputs[:12]}, took {took} s), skipped")
+        return
+    echo(f"{label} ...")
+    started = time.perf_counter()
+    stage.run()
+    seconds = time.perf_counter() - started
+    state.record(stage.name, inputs, file_digest(stage.outputs(), folder), seconds)
+    echo(f"{label}: done in {seconds:.1f} s")
+
+
+class BuildError(click.ClickException):
+    """The build stopped; the message says why and what to change."""
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.is_file():
+        raise BuildError(f"--output {output} is a file; give a folder path.")
+    if (
+        output.is_dir()
+        and any(output.iterdir())
+        and not (output / BUILD_STATE_NAME).is_file()
+        and not overwrite
+    ):
+        raise BuildError(
+            f"{output} exists, is not empty and was not made by `ipex-embed build` (it has no "
+            f"{BUILD_STATE_NAME}). Choose another --output, or pass --overwrite to replace it."
+        )
+
+
+def _source_files(path: Path) -> list[Path]:
+    names = ["config.json", "tokenizer.json", "modules.json", "sentence_bert_config.json",
+             "config_sentence_transformers.json", "1_Pooling/config.json"]
+    return [path / n for n in names if (path / n).is_file()] + sorted(path.glob("*.safetensors"))
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ipex-embeddings")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def tuning_matches(
+    quantization: dict[str, Any], tune: bool, max_loss: float, subset: int | None = None
+) -> bool:
+    """Whether a folder's recorded quantization is what these options would produce again.
+
+    Tuning tries candidates in a fixed order and keeps the first whose losses on the tuning split
+    are within the limit; the losses of every candidate it tried are in the model JSON. So the
+    folder is still right for a new limit exactly when that rule, replayed on the recorded
+    losses, picks the candidate that was written. Without tuning, the model is plain int8.
+    """
+    kept = quantization.get("keep_higher_precision") or []
+    if not tune:
+        return not kept
+    tuning = quantization.get("tuning") or {}
+    if tuning.get("subset") != subset:
+        return False  # losses measured on other queries say nothing about these
+    steps = tuning.get("steps") or []
+    within = [all(loss <= max_loss for loss in step["losses"].values()) for step in steps]
+    return True in within and within.index(True) == len(steps) - 1
+
+
+def _has_optimum_intel() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("optimum") is not None and (
+        importlib.util.find_spec("optimum.intel") is not None
+    )
+
+
+def sentence_transformers_problem(folder: Path) -> str | None:
+    """Why the folder cannot be used with sentence-transformers' OpenVINO backend, or None.
+
+    None only after loading it with `backend="openvino"` and finding the same vectors as ours.
+    """
+    if not _has_optimum_intel():
+        return "not checked: optimum-intel, which that backend needs, is not installed"
+    import numpy as np
+
+    from ipex_embeddings import Encoder
+
+    texts = ["int8 embeddings on a CPU", "Cyclin D1 controls the cell cycle."]
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(folder), backend="openvino", device="cpu",
+                                    local_files_only=True)
+        theirs = np.asarray(model.encode(texts, normalize_embeddings=True))
+    except Exception as err:  # any failure means the card must not promise it
+        return f"loading failed: {type(err).__name__}: {err}"
+    ours = Encoder.load(folder).encode(texts, normalize=True)
+    cosine = float(np.min(np.sum(theirs * ours, axis=1)))
+    return None if cosine > 0.999 else f"its vectors differ from ours (cosine {cosine:.4f})"
+
+
+class Build:
+    """One run of `ipex-embed build`: the stages, wired to the folder and the options."""
+
+    def __init__(self, options: BuildOptions) -> None:
+        from .calibration import load_calibration
+        from .source import inspect_source
+
+        self.options = options
+        self.output = options.output.expanduser().resolve()
+        self.echo = options.echo
+        self.source = inspect_source(
+            options.model, revision=options.revision, pooling=options.pooling,
+            max_seq_length=options.max_seq_length, query_prompt=options.query_prompt,
+            document_prompt=options.document_prompt,
+        )
+        self.calibration = load_calibration(options.calibration, options.samples)
+        self.state = BuildState(self.output)
+        self.version = _package_version()
+
+    # --- digests of what each stage reads ------------------------------------------------------
+
+    def _model_digest(self) -> str:
+        return file_digest([self.output / name for name in IR_FILES], self.output)
+
+    def _bench_dir(self) -> Path:
+        return self.output / "bench"
+
+    def _validation_files(self) -> list[Path]:
+        return [self.output / "validation.json", self.output / "validation.md"]
+
+    def _bench_files(self) -> list[Path]:
+        bench_dir = self._bench_dir()
+        found = [bench_dir / "bench.json", bench_dir / "bench.md"]
+        return found + sorted(bench_dir.glob("*.png")) if bench_dir.is_dir() else found
+
+    # --- the stages ----------------------------------------------------------------------------
+
+    def stages(self) -> list[Stage]:
+        opts = self.options
+        stages = [
+            Stage(
+                "quantize",
+                lambda: {
+                    "version": self.version, "source": self.source.model_id,
+                    "revision": self.source.revision,
+                    "source_files": file_digest(_source_files(self.source.path), self.source.path),
+                    "pooling": self.source.pooling, "max_seq_length": self.source.max_seq_length,
+                    "prompts": [self.source.query_prompt, self.source.document_prompt],
+                    "calibration": self.calibration.digest,
+                },
+                lambda: [self.output / name for name in IR_FILES],
+                self._quantize,
+                # Whether to tune, to which limit, on which queries: see `tuning_matches`.
+                lambda: tuning_matches(
+                    json.loads((self.output / "ipex_embeddings.json").read_text())["quantization"],
+                    opts.tune, opts.gate, opts.validation_subset,
+                ),
+            ),
+            Stage(
+                "validate",
+                lambda: {"version": self.version, "model": self._model_digest(),
+                         "max_loss": opts.gate, "subset": opts.validation_subset},
+                self._validation_files,
+                self._validate,
+            ),
+        ]
+        if opts.bench != "skip":
+            stages.append(Stage(
+                "bench",
+                lambda: {"version": self.version, "model": self._model_digest(),
+                         "mode": opts.bench},
+                self._bench_files,
+                self._bench,
+            ))
+        stages.append(Stage(
+            "card",
+            lambda: {
+                "card_code": value_digest(Path(__file__).with_name("card.py").read_text()),
+                "inputs": file_digest(
+                    [self.output / "ipex_embeddings.json", *self._validation_files(),
+                     *(self._bench_files() if opts.bench != "skip" else [])], self.output),
+                "command": opts.command(self.output.name), "repo_id": opts.push_to,
+                "optimum_intel": _has_optimum_intel(),
+            },
+            lambda: [self.output / "README.md"],
+            self._card,
+        ))
+        return stages
+
+    def _quantize(self) -> None:
+        from .quantize import QuantizeOptions, quantize_to_folder
+        from .tuning import tune_to_folder
+
+        # Replacing the folder is safe: it is ours (it has a build state) or --overwrite was given.
+        overwrite = self.options.overwrite or (self.output / BUILD_STATE_NAME).is_file()
+        options = QuantizeOptions(precision="int8")
+        if not self.options.tune:
+            quantize_to_folder(self.source, self.calibration, self.output, options, overwrite)
+            return
+        tune_to_folder(
+            self.source, self.calibration, self.output, options, self.options.gate,
+            subset=self.options.validation_subset, overwrite=overwrite, report=False,
+            echo=self.echo,
+        )
+
+    def _validate(self) -> None:
+        from .validate import run_validation
+
+        run_validation(
+            self.output, max_loss=self.options.gate, subset=self.options.validation_subset,
+            echo=self.echo,
+        )
+
+    def _gate(self) -> None:
+        """Stop the build, before the card and any upload, if the model failed validation."""
+        report = json.loads((self.output / "validation.json").read_text())
+        if report.get("passed"):
+            return
+        limit = float(report["max_loss"])
+        over = ", ".join(
+            f"{row['task']} lost {row['relative_loss']:.2f} %"
+            for row in report["rows"] if row["relative_loss"] > limit
+        )
+        table = (self.output / "validation.md").read_text().strip()
+        raise BuildError(
+            f"The model failed its accuracy gate: {over}, more than --max-loss {limit:g} % of the "
+            f"fp32 score. Nothing was published.\n\n{table}\n\nRe-run with a larger --max-loss "
+            "if that loss is acceptable, or validate on more queries (a small "
+            "--validation-subset makes the loss noisy)."
+        )
+
+    def _bench(self) -> None:
+        from .bench import run_bench
+
+        quick = self.options.bench == "quick"
+        name = self.output.name
+        command = f"ipex-embed bench {name} --output {name}/bench" + (" --quick" if quick else "")
+        run_bench(self.output, self._bench_dir(), quick=quick, echo=self.echo, command=command)
+
+    def _card(self) -> None:
+        from .card import CardInputs, read_source_metadata, write_card
+
+        metadata = read_source_metadata(
+            self.source.path, self.source.model_id, self.options.revision
+        )
+        problem = sentence_transformers_problem(self.output)
+        self.echo(
+            "  sentence-transformers backend=\"openvino\": "
+            + ("loads and matches; described in the card" if problem is None
+               else f"not described in the card ({problem})")
+        )
+        write_card(CardInputs(
+            folder=self.output, command=self.options.command(self.output.name),
+            repo_id=self.options.push_to, source_metadata=metadata,
+            sentence_transformers=problem is None,
+        ))
+
+    # --- the whole run -------------------------------------------------------------------------
+
+    def run(self) -> str | None:
+        """Run every stage, then publish (or print the plan); return the published URL if any."""
+        from .publish import plan_commit, publish
+
+        started = time.perf_counter()
+        stages = self.stages()
+        total = len(stages) + 1
+        for number, stage in enumerate(stages, 1):
+            _run_stage(stage, number, total, self.output, self.state, self.options.force,
+                       self.echo)
+            if stage.name == "validate":
+                self._gate()
+        opts = self.options
+        plan = plan_commit(
+            self.output, opts.push_to or f"YOUR-NAME/{self.output.name}", private=opts.private,
+            create_pr=opts.create_pr, description=f"Rebuild with:\n\n    {opts.command()}\n",
+        )
+        label = f"[{total}/{total}] publish"
+        if opts.dry_run or not opts.push_to:
+            self.echo(plan.describe())
+            reason = "dry run" if opts.dry_run else "no --push-to given"
+            self.echo(f"{label}: {reason}, nothing was uploaded.")
+            self.echo(f"Built {self.output} in {time.perf_counter() - started:.1f} s")
+            return None
+        self.echo(f"{label} ...")
+        publish_started = time.perf_counter()
+        url = publish(plan)
+        self.echo(f"{label}: done in {time.perf_counter() - publish_started:.1f} s: {url}")
+        self.echo(f"Built and published {self.output} in {time.perf_counter() - started:.1f} s")
+        return url
+
+
+def run_build(options: BuildOptions) -> str | None:
+    """Check the output folder and the token, then run the build; return the published URL."""
+    from .publish import check_token
+
+    _check_output(options.output.expanduser().resolve(), options.overwrite)
+    if options.push_to and not options.dry_run:
+        check_token(options.push_to)  # fail in seconds, not after a long build
+    return Build(options).run()
+
+
+@click.command("build")
+@click.argument("model", default=DEMO_MODEL, required=False)
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
+              help="Model folder to write (resumes a build that was interrupted).")
+@click.option("--max-loss", type=click.FloatRange(min=0),
+              help="Largest relative loss per task, in percent of the fp32 score: the target of "
+                   "the tuning and the gate before publishing [default: 1.0].")
+@click.option("--tune/--no-tune", default=True, show_default=True,
+              help="Accuracy-aware quantization: keep the most sensitive layers out of int8 until "
+                   "--max-loss is met on SciFact's train queries. --no-tune: all layers in int8.")
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help="Calibration texts (JSONL or plain text); default: the SciFact corpus.")
+@click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
+@click.option("--pooling", type=click.Choice(["cls", "mean"]), help="Override the pooling.")
+@click.option("--max-seq-length", type=int, help="Override the model's max_seq_length.")
+@click.option("--query-prompt", help="Override the text put before queries.")
+@click.option("--document-prompt", help="Override the text put before documents.")
+@click.option("--revision", help="Hub revision of MODEL.")
+@click.option("--validation-subset", type=click.IntRange(min=1),
+              help="Tune and validate on this many queries only (quick checks; default: all).")
+@click.option("--bench", "bench", type=click.Choice(BENCH_MODES), default="quick",
+              show_default=True, help="Benchmark run to include in the card.")
+@click.option("--push-to", metavar="REPO_ID", help="Publish to this Hub repo (user/name).")
+@click.option("--private", is_flag=True, help="Create the Hub repo as private.")
+@click.option("--create-pr", is_flag=True, help="Publish as a pull request, not to main.")
+@click.option("--dry-run", is_flag=True, help="Build the folder and print the commit plan only.")
+@click.option("--overwrite", is_flag=True, help="Replace an --output not made by build.")
+@click.option("--force", is_flag=True, help="Re-run every stage, even those up to date.")
+def build_command(**kwargs: Any) -> None:
+    """Build MODEL (a folder or Hub id; default: the shipped all-MiniLM-L6-v2) into a validated,
+    benchmarked int8 model folder with a model card, and publish it with --push-to."""
+    run_build(BuildOptions(**kwargs))

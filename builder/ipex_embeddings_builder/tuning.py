@@ -1,0 +1,322 @@
+"""Accuracy-aware quantization (`quantize --max-loss X`): the fastest int8 model within X.
+
+Start from full int8. While the mteb loss on the tuning split (SciFact's train queries) exceeds X
+percent on a task, keep one more group of layers out of int8. A group is one role in every layer
+(e.g. the six FFN down-projections), found from the quantized IR; groups are ranked once, by how
+much keeping each alone lifts the mean cosine to fp32 on held-out calibration texts. Every
+candidate is quantized afresh with the kept ops as NNCF's ignored scope and validated with mteb
+on the tuning split; the first one within X is written, with the kept ops recorded in its JSON,
+then reported on the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ipex_embeddings import ModelConfig
+
+from .calibration import CalibrationSet
+from .quantize import (
+    MODEL_FILE,
+    QuantizeOptions,
+    _calibration_inputs,
+    export_model,
+    quantize_model,
+    save_model_folder,
+    write_atomically,
+)
+from .source import SourceModel
+from .validate import DEFAULT_MAX_LOSS, ValidationReport, build_tasks, compare_with_reference
+
+__all__ = [
+    "RANKING_SAMPLES",
+    "TUNING_SPLIT",
+    "LayerGroup",
+    "TuningError",
+    "TuningResult",
+    "TuningStep",
+    "layer_groups",
+    "rank_layer_groups",
+    "tune_to_folder",
+]
+
+TUNING_SPLIT = "train"
+RANKING_SAMPLES = 64
+"""Calibration texts used to quantize each ranking candidate; as many more measure the cosine."""
+# Ops between a quantizer and the op it quantizes for (e.g. the head split before attention).
+PASS_THROUGH = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Convert"})
+LAYER_INDEX = re.compile(r"\.\d+\.")
+
+Echo = Callable[[str], Any]
+
+
+class TuningError(click.ClickException):
+    """No candidate met the loss target."""
+
+
+@dataclass
+class LayerGroup:
+    """The quantized ops of one role in every layer, and their sensitivity."""
+
+    name: str
+    """The role: an op name with the layer index replaced by N."""
+    ops: list[str]
+    """OpenVINO op names, as NNCF's IgnoredScope takes them."""
+    cosine: float = float("nan")
+    """Mean cosine to fp32 on held-out calibration texts with this group kept out of int8."""
+
+
+@dataclass
+class TuningStep:
+    """One candidate: the groups kept in higher precision and its losses on the tuning split."""
+
+    kept_groups: list[str]
+    kept: list[str]
+    losses: dict[str, float]
+    passed: bool
+    seconds: float = 0.0
+
+
+@dataclass
+class TuningResult:
+    """What the search tried, what it kept, and the written model's test-split report."""
+
+    config: ModelConfig
+    steps: list[TuningStep]
+    ranking: list[LayerGroup] = field(default_factory=list)
+    int8_cosine: float = float("nan")
+    report: ValidationReport | None = None
+
+
+def _quantized_consumers(quantizer: Any) -> set[str]:
+    found, todo = set(), [quantizer]
+    while todo:
+        node = todo.pop()
+        for output in node.outputs():
+            for target in output.get_target_inputs():
+                consumer = target.get_node()
+                if consumer.get_type_name() in PASS_THROUGH:
+                    todo.append(consumer)
+                else:
+                    found.add(consumer.get_friendly_name())
+    return found
+
+
+def layer_groups(int8_model: Any) -> list[LayerGroup]:
+    """Group the ops fed by the model's FakeQuantize nodes by role (layer index stripped)."""
+    groups: dict[str, set[str]] = {}
+    for node in int8_model.get_ordered_ops():
+        if node.get_type_name() != "FakeQuantize":
+            continue
+        ops = _quantized_consumers(node)
+        role = " + ".join(sorted({LAYER_INDEX.sub(".N.", op) for op in ops}))
+        groups.setdefault(role, set()).update(ops)
+    return [LayerGroup(role, sorted(ops)) for role, ops in groups.items()]
+
+
+@contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    # NNCF logs every ignored node at INFO; a search quantizes many times.
+    from nncf.common.logging import nncf_logger
+
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        nncf_logger.setLevel(level)
+
+
+def _sentence_vectors(model: Any, inputs: list[dict[str, np.ndarray]], pooling: str) -> np.ndarray:
+    import openvino as ov
+
+    request = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    rows = []
+    for item in inputs:
+        hidden = request(item)[0][0]
+        mask = item["attention_mask"][0].astype(np.float32)
+        vector = hidden[0] if pooling == "cls" else (hidden * mask[:, None]).sum(0) / mask.sum()
+        rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
+    return np.asarray(rows)
+
+
+def rank_layer_groups(
+    fp32_model: Any,
+    source: SourceModel,
+    calibration: CalibrationSet,
+    options: QuantizeOptions,
+    *,
+    samples: int = RANKING_SAMPLES,
+    echo: Echo = click.echo,
+) -> tuple[float, list[LayerGroup]]:
+    """Full-int8 cosine to fp32, and the layer groups, most sensitive first.
+
+    Each candidate is quantized on the first `samples` calibration texts and measured on the
+    next `samples` (the cheap proxy; the accept/reject decision is always mteb's).
+    """
+    texts = calibration.texts
+    subset = replace(calibration, texts=texts[:samples])
+    held_out = texts[samples : 2 * samples] or texts[:samples]
+    names = [port.get_any_name() for port in fp32_model.inputs]
+    inputs = _calibration_inputs(source, held_out, names)
+    reference = _sentence_vectors(fp32_model, inputs, source.pooling)
+
+    def cosine(keep: Sequence[str]) -> tuple[float, Any]:
+        quantized = quantize_model(
+            fp32_model.clone(),
+            source,
+            subset,
+            replace(options, keep_higher_precision=[*options.keep_higher_precision, *keep]),
+        )
+        vectors = _sentence_vectors(quantized, inputs, source.pooling)
+        return float(np.mean(np.sum(vectors * reference, axis=1))), quantized
+
+    with _quiet_nncf():
+        int8_cosine, int8_model = cosine([])
+        groups = layer_groups(int8_model)
+        echo(f"Ranking {len(groups)} layer groups (full int8: mean cosine {int8_cosine:.5f})")
+        for group in groups:
+            group.cosine, _ = cosine(group.ops)
+            echo(f"  {group.cosine:.5f} keeping {len(group.ops)} ops: {group.name}")
+    groups.sort(key=lambda g: (-g.cosine, g.name))
+    return int8_cosine, groups
+
+
+def tune_to_folder(
+    source: SourceModel,
+    calibration: CalibrationSet,
+    output: Path,
+    options: QuantizeOptions | None = None,
+    max_loss: float = DEFAULT_MAX_LOSS,
+    *,
+    tasks: list[str] | None = None,
+    subset: int | None = None,
+    cache_dir: Path | None = None,
+    overwrite: bool = False,
+    max_steps: int | None = None,
+    ranking_samples: int = RANKING_SAMPLES,
+    report: bool = True,
+    echo: Echo = click.echo,
+) -> TuningResult:
+    """Write at `output` the int8 model with the fewest layer groups kept out of int8 whose
+    relative loss on the tuning split is at most `max_loss` percent on every task.
+
+    Args:
+        tasks: task names as for `ipex-embed validate` (default: SciFact and SciFactReranking).
+        subset: tune (and report) on a subset of queries (tests; see `validate --subset`).
+        max_steps: try at most this many candidates after full int8 (default: one per group).
+        ranking_samples: calibration texts per ranking candidate (see `rank_layer_groups`).
+        report: validate the written model on the test split (validation.json/.md).
+    """
+    options = options or QuantizeOptions()
+    if options.precision != "int8":
+        raise click.UsageError("--max-loss tunes int8 quantization; it needs --precision int8.")
+    started = time.perf_counter()
+    tuning_tasks = build_tasks(tasks, split=TUNING_SPLIT, subset=subset)
+    fp32_model = export_model(source)
+    steps: list[TuningStep] = []
+    ranking: list[LayerGroup] = []
+    int8_cosine = float("nan")
+    with (
+        write_atomically(output, overwrite) as staging,
+        tempfile.TemporaryDirectory(prefix="ipex-embed-tune-") as scratch,
+    ):
+
+        def attempt(groups: list[LayerGroup]) -> tuple[TuningStep, Path]:
+            step_started = time.perf_counter()
+            kept = [op for group in groups for op in group.ops]
+            folder = Path(scratch) / f"step{len(steps)}"
+            folder.mkdir()
+            step_options = replace(
+                options, keep_higher_precision=[*options.keep_higher_precision, *kept]
+            )
+            with _quiet_nncf():
+                quantized = quantize_model(fp32_model.clone(), source, calibration, step_options)
+            save_model_folder(quantized, folder, source, calibration, step_options, 0.0)
+            echo(f"Validating on {TUNING_SPLIT} with {len(kept)} ops kept out of int8")
+            result = compare_with_reference(
+                folder,
+                tuning_tasks,
+                max_loss=max_loss,
+                subset=subset,
+                cache_dir=cache_dir,
+                echo=echo,
+            )
+            step = TuningStep(
+                kept_groups=[g.name for g in groups],
+                kept=kept,
+                losses={row.task: round(row.relative_loss, 4) for row in result.rows},
+                passed=result.passed,
+                seconds=round(time.perf_counter() - step_started, 1),
+            )
+            steps.append(step)
+            return step, folder
+
+        step, folder = attempt([])
+        if not step.passed and max_steps != 0:
+            int8_cosine, ranking = rank_layer_groups(
+                fp32_model, source, calibration, options, samples=ranking_samples, echo=echo
+            )
+            limit = len(ranking) if max_steps is None else min(max_steps, len(ranking))
+            for count in range(1, limit + 1):
+                step, folder = attempt(ranking[:count])
+                if step.passed:
+                    break
+        if not step.passed:
+            best = min(steps, key=lambda s: max(s.losses.values()))
+            raise TuningError(
+                f"No candidate lost at most {max_loss:g} % on the {TUNING_SPLIT} split; the best "
+                f"kept {len(best.kept)} ops out of int8 and lost {best.losses}. Use a larger "
+                "--max-loss, or --precision fp32."
+            )
+        import openvino as ov
+
+        tuned = ov.Core().read_model(folder / MODEL_FILE)
+        final_options = replace(
+            options, keep_higher_precision=[*options.keep_higher_precision, *step.kept]
+        )
+        config = save_model_folder(
+            tuned,
+            staging,
+            source,
+            calibration,
+            final_options,
+            time.perf_counter() - started,
+            extra={
+                "tuning": {
+                    "max_loss": max_loss,
+                    "split": TUNING_SPLIT,
+                    "tasks": [task.metadata.name for task in tuning_tasks],
+                    "subset": subset,
+                    "int8_cosine": None if np.isnan(int8_cosine) else round(int8_cosine, 6),
+                    "ranking": [
+                        {"group": g.name, "ops": len(g.ops), "cosine": round(g.cosine, 6)}
+                        for g in ranking
+                    ],
+                    "steps": [asdict(s) for s in steps],
+                }
+            },
+        )
+    echo(
+        f"Kept {len(step.kept)} ops out of int8 ({', '.join(step.kept_groups) or 'none'}); "
+        f"losses on {TUNING_SPLIT}: {step.losses}"
+    )
+    result = TuningResult(config, steps, ranking, int8_cosine)
+    if report:
+        from .validate import run_validation
+
+        result.report = run_validation(
+            output, tasks=tasks, max_loss=max_loss, subset=subset, cache_dir=cache_dir, echo=echo
+        )
+    return result

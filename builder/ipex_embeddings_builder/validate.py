@@ -1,0 +1,481 @@
+"""`ipex-embed validate`: mteb scores of a model folder next to its fp32 PyTorch source, gated.
+
+Each task is run with mteb (`mteb.evaluate`) twice: on the folder's OpenVINO model and on the
+source model in fp32 PyTorch. The relative loss per task is 100 * (fp32 - model) / fp32 percent;
+a task over `max_loss` fails the model. The fp32 scores are cached on disk, keyed by source
+model, revision, task, split, subset and settings, so rebuilding a model does not recompute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "DEFAULT_MAX_LOSS",
+    "REPORT_JSON",
+    "REPORT_MD",
+    "ValidationReport",
+    "ValidationRow",
+    "build_tasks",
+    "compare_with_reference",
+    "relative_loss",
+    "run_validation",
+    "validate_command",
+]
+
+DEFAULT_MAX_LOSS = 1.0
+"""Largest relative loss per task, in percent of the fp32 score, that passes the gate."""
+DEFAULT_CACHE_DIR = (
+    Path(os.environ.get("IPEX_EMBEDDINGS_CACHE", Path.home() / ".cache" / "ipex-embeddings"))
+    / "validate"
+)
+# The names of mteb_tasks.LOCAL_TASKS, here so that the CLI can turn the Hub off before mteb
+# (and with it huggingface_hub, which reads HF_HUB_OFFLINE once) is imported.
+LOCAL_TASK_NAMES = ("SciFact", "SciFactReranking")
+REPORT_JSON = "validation.json"
+REPORT_MD = "validation.md"
+BATCH_SIZE = 32
+
+
+def relative_loss(fp32: float, score: float) -> float:
+    """Percent of the fp32 score lost (negative when the model scores higher)."""
+    if fp32 == 0:
+        return 0.0 if score >= 0 else math.inf
+    return 100.0 * (fp32 - score) / abs(fp32)
+
+
+@dataclass
+class ValidationRow:
+    """One task: its main metric, the fp32 and model scores, and the relative loss in percent."""
+
+    task: str
+    metric: str
+    fp32: float
+    int8: float
+    relative_loss: float
+    task_type: str = "Retrieval"
+    split: str = "test"
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Evaluation time per model; no fp32 entry when its score came from the cache."""
+    fp32_cached: bool = False
+
+
+@dataclass
+class ValidationReport:
+    """The table for one model folder, the gate it was held to, and how to re-run it."""
+
+    rows: list[ValidationRow]
+    max_loss: float
+    model: str
+    precision: str
+    reference: str
+    split: str = "test"
+    subset: int | None = None
+    command: str = ""
+    mteb_version: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when every task lost at most `max_loss` percent."""
+        return all(row.relative_loss <= self.max_loss for row in self.rows)
+
+    @property
+    def failures(self) -> list[ValidationRow]:
+        """The tasks over the gate."""
+        return [row for row in self.rows if row.relative_loss > self.max_loss]
+
+    def to_markdown(self) -> str:
+        """A markdown table with the gate, the data and the command that made it."""
+        scope = f"a subset of {self.subset} queries" if self.subset else "all queries"
+        lines = [
+            f"| Task | Metric | fp32 (PyTorch) | {self.precision} (OpenVINO) | Relative loss |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for row in self.rows:
+            lines.append(
+                f"| {row.task} | {row.metric} | {row.fp32:.4f} | {row.int8:.4f} | "
+                f"{row.relative_loss:+.2f} % |"
+            )
+        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} task(s) over)"
+        lines += [
+            "",
+            f"Model: `{self.model}` ({self.precision}); reference: `{self.reference}` in fp32 "
+            f"PyTorch. Split: {self.split}, {scope}. mteb {self.mteb_version}.",
+            f"Gate: relative loss at most {self.max_loss:g} % per task: **{verdict}**.",
+        ]
+        if self.command:
+            lines.append(f"Re-run: `{self.command}`")
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        """The report as JSON (rows, gate, verdict)."""
+        data = asdict(self)
+        data["passed"] = self.passed
+        return json.dumps(data, indent=2) + "\n"
+
+    def write(self, folder: Path) -> list[Path]:
+        """Write validation.json and validation.md into `folder`."""
+        paths = [folder / REPORT_JSON, folder / REPORT_MD]
+        paths[0].write_text(self.to_json())
+        paths[1].write_text(self.to_markdown())
+        return paths
+
+
+def build_tasks(
+    tasks: Sequence[str] | None = None,
+    beir_dirs: Sequence[Path] = (),
+    *,
+    split: str = "test",
+    subset: int | None = None,
+) -> list[Any]:
+    """The mteb tasks to run, their data loaded (and checked) before any model runs.
+
+    `tasks=None` means SciFact and SciFactReranking, unless only `beir_dirs` are given.
+    """
+    from .mteb_tasks import DEFAULT_TASKS, beir_folder_task, make_task
+
+    names = list(tasks) if tasks is not None else ([] if beir_dirs else list(DEFAULT_TASKS))
+    built = [make_task(name, split, subset) for name in dict.fromkeys(names)]
+    built += [beir_folder_task(Path(folder), split, subset) for folder in beir_dirs]
+    if not built:
+        raise click.UsageError("No tasks to run: give --task NAME or --beir-dir FOLDER.")
+    for task in built:
+        try:
+            task.load_data()
+        except click.ClickException:
+            raise
+        except Exception as err:  # the Hub (unreachable here) or a dataset mteb cannot read
+            raise click.ClickException(
+                f"Could not load the data of task {task.metadata.name!r}: {err}. mteb tasks other "
+                "than ours download their data from the Hugging Face Hub; check the network (and "
+                "HF_HUB_OFFLINE), or give a local copy in BEIR format with --beir-dir."
+            ) from err
+    return built
+
+
+def _evaluate(model: Any, task: Any) -> tuple[float, dict[str, Any], float]:
+    import datasets
+    import mteb
+
+    datasets.disable_progress_bars()
+    started = time.perf_counter()
+    result = mteb.evaluate(
+        model,
+        task,
+        cache=None,
+        co2_tracker=False,
+        show_progress_bar=False,
+        overwrite_strategy="always",
+        encode_kwargs={"batch_size": BATCH_SIZE, "show_progress_bar": False},
+    )
+    task_result = result.task_results[0]
+    split = task.eval_splits[0]
+    return (
+        float(task_result.get_score(splits=[split])),
+        task_result.scores[split][0],
+        time.perf_counter() - started,
+    )
+
+
+def _data_digest(task: Any) -> str:
+    folder = getattr(task, "folder", None)
+    if folder is None:
+        return str(task.metadata.dataset.get("revision", ""))
+    digest = hashlib.sha256()
+    split = task.eval_splits[0]
+    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_key(task: Any, config: Any, fingerprint: str, subset: int | None) -> dict[str, Any]:
+    import mteb
+
+    return {
+        "source_model": config.source_model,
+        "source_revision": fingerprint,
+        "task": task.metadata.name,
+        "task_revision": task.metadata.dataset.get("revision", ""),
+        "data": _data_digest(task),
+        "split": task.eval_splits[0],
+        "subset": subset,
+        "settings": _settings(config),
+        "mteb_version": mteb.__version__,
+    }
+
+
+_REFERENCE_MODEL: dict[tuple[Any, ...], Any] = {}
+
+
+def _reference_model(source: Path, config: Any, fingerprint: str) -> Any:
+    # One at a time, kept for the process: tuning and its report score the same documents.
+    from .mteb_model import TorchReferenceModel
+
+    key = (str(source), fingerprint, *_settings(config).values(), config.dimension)
+    if key not in _REFERENCE_MODEL:
+        _REFERENCE_MODEL.clear()
+        _REFERENCE_MODEL[key] = TorchReferenceModel(source, config, fingerprint)
+    return _REFERENCE_MODEL[key]
+
+
+def _settings(config: Any) -> dict[str, Any]:
+    names = ("pooling", "normalize", "max_seq_length", "query_prompt", "document_prompt")
+    return {name: getattr(config, name) for name in names}
+
+
+def reference_scores(
+    config: Any,
+    tasks: Sequence[Any],
+    *,
+    subset: int | None = None,
+    cache_dir: Path | None = None,
+    reference: str | Path | None = None,
+    echo: Any = click.echo,
+) -> dict[str, tuple[str, float, float | None]]:
+    """(metric, fp32 score, seconds or None when cached) per task, from the cache or by running
+    the source model."""
+    from .mteb_model import reference_source, source_fingerprint
+
+    cache = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
+    # A known revision names the weights: the source is only fetched when a score is missing.
+    revision = "" if reference else config.source_revision
+    source = None if revision else reference_source(config, reference)
+    fingerprint = revision or source_fingerprint(source, "")
+    scores = {}
+    for task in tasks:
+        key = _cache_key(task, config, fingerprint, subset)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        path = cache / f"{task.metadata.name}-{digest[:16]}.json"
+        if path.is_file():
+            cached = json.loads(path.read_text())
+            if cached.get("key") == key:
+                scores[task.metadata.name] = (cached["metric"], cached["score"], None)
+                echo(f"  fp32 {task.metadata.name}: {cached['score']:.4f} (cached in {path})")
+                continue
+        source = source or reference_source(config, reference)
+        score, details, seconds = _evaluate(_reference_model(source, config, fingerprint), task)
+        metric = task.metadata.main_score
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "metric": metric,
+                    "score": score,
+                    "seconds": round(seconds, 1),
+                    "scores": details,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        scores[task.metadata.name] = (metric, score, seconds)
+        echo(f"  fp32 {task.metadata.name}: {score:.4f} in {seconds:.0f} s")
+    return scores
+
+
+def compare_with_reference(
+    model_dir: Path,
+    tasks: Sequence[Any],
+    *,
+    max_loss: float = DEFAULT_MAX_LOSS,
+    subset: int | None = None,
+    cache_dir: Path | None = None,
+    reference: str | Path | None = None,
+    echo: Any = click.echo,
+) -> ValidationReport:
+    """Score the folder's model and its fp32 reference on `tasks` (already built)."""
+    import mteb
+
+    from ipex_embeddings import Encoder
+
+    from .mteb_model import EncoderModel
+
+    encoder = Encoder.load(model_dir)
+    config = encoder.config
+    fp32 = reference_scores(
+        config, tasks, subset=subset, cache_dir=cache_dir, reference=reference, echo=echo
+    )
+    model = EncoderModel(encoder)
+    rows = []
+    for task in tasks:
+        name = task.metadata.name
+        score, _, seconds = _evaluate(model, task)
+        metric, reference_score, reference_seconds = fp32[name]
+        loss = relative_loss(reference_score, score)
+        echo(f"  {config.precision} {name}: {score:.4f} in {seconds:.0f} s ({loss:+.2f} %)")
+        timings = {} if reference_seconds is None else {"fp32": round(reference_seconds, 1)}
+        rows.append(
+            ValidationRow(
+                task=name,
+                metric=metric,
+                fp32=reference_score,
+                int8=score,
+                relative_loss=loss,
+                task_type=task.metadata.type,
+                split=task.eval_splits[0],
+                seconds={**timings, config.precision: round(seconds, 1)},
+                fp32_cached=reference_seconds is None,
+            )
+        )
+    return ValidationReport(
+        rows=rows,
+        max_loss=max_loss,
+        model=str(model_dir),
+        precision=config.precision,
+        reference=str(reference or config.source_model),
+        split=tasks[0].eval_splits[0],
+        subset=subset,
+        mteb_version=mteb.__version__,
+    )
+
+
+def _command(
+    model_dir: Path,
+    tasks: Sequence[str] | None,
+    beir_dirs: Sequence[Path],
+    max_loss: float,
+    subset: int | None,
+    split: str,
+) -> str:
+    parts = ["ipex-embed validate", str(model_dir)]
+    parts += [f"--task {name}" for name in tasks or []]
+    parts += [f"--beir-dir {folder}" for folder in beir_dirs]
+    if max_loss != DEFAULT_MAX_LOSS:
+        parts.append(f"--max-loss {max_loss:g}")
+    if subset:
+        parts.append(f"--subset {subset}")
+    if split != "test":
+        parts.append(f"--split {split}")
+    return " ".join(parts)
+
+
+def run_validation(
+    model_dir: Path,
+    *,
+    tasks: list[str] | None = None,
+    beir_dirs: Sequence[Path] = (),
+    max_loss: float = DEFAULT_MAX_LOSS,
+    subset: int | None = None,
+    cache_dir: Path | None = None,
+    split: str = "test",
+    reference: str | Path | None = None,
+    write: bool = True,
+    echo: Any = click.echo,
+) -> ValidationReport:
+    """Validate a model folder against its fp32 source and write validation.json/.md into it.
+
+    Args:
+        model_dir: the ipex-embeddings model folder.
+        tasks: task names (ours: SciFact, SciFactReranking; or any mteb task); None: both ours,
+            unless only `beir_dirs` are given.
+        beir_dirs: BEIR-format folders, each evaluated as a retrieval task (NDCG@10).
+        max_loss: the gate, in percent of the fp32 score, per task.
+        subset: evaluate only the first `subset` queries and a slice of the corpus (tests).
+        cache_dir: where fp32 scores are cached (default ~/.cache/ipex-embeddings/validate).
+        split: the split to report ("test"; tuning uses "train").
+        reference: the fp32 source model, when the folder's `source_model` cannot be found.
+        write: write the report files into `model_dir`.
+    """
+    model_dir = Path(model_dir)
+    built = build_tasks(tasks, beir_dirs, split=split, subset=subset)
+    report = compare_with_reference(
+        model_dir,
+        built,
+        max_loss=max_loss,
+        subset=subset,
+        cache_dir=cache_dir,
+        reference=reference,
+        echo=echo,
+    )
+    report.command = _command(model_dir, tasks, beir_dirs, max_loss, subset, split)
+    if write:
+        report.write(model_dir)
+    return report
+
+
+@click.command("validate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--task",
+    "tasks",
+    multiple=True,
+    help="Task to run (repeatable): SciFact, SciFactReranking, or any mteb task name "
+    "(those need the Hub). Default: SciFact and SciFactReranking, unless --beir-dir is given.",
+)
+@click.option(
+    "--beir-dir",
+    "beir_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) to run as "
+    "a retrieval task (repeatable).",
+)
+@click.option(
+    "--max-loss",
+    default=DEFAULT_MAX_LOSS,
+    show_default=True,
+    type=float,
+    help="Largest relative loss per task, in percent of the fp32 score.",
+)
+@click.option("--split", default="test", show_default=True, help="Split of the local tasks.")
+@click.option(
+    "--subset",
+    type=click.IntRange(min=1),
+    help="Only the first N queries and a slice of the corpus (quick checks).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Where fp32 reference scores are cached [default: {DEFAULT_CACHE_DIR}].",
+)
+@click.option(
+    "--reference",
+    help="The fp32 source model (folder or Hub id), when the folder's "
+    "source_model cannot be found.",
+)
+def validate_command(
+    model_dir: Path,
+    tasks: tuple[str, ...],
+    beir_dirs: tuple[Path, ...],
+    max_loss: float,
+    split: str,
+    subset: int | None,
+    cache_dir: Path | None,
+    reference: str | None,
+) -> None:
+    """Score MODEL_DIR and its fp32 PyTorch source with mteb, side by side; exit 1 when a task
+    loses more than --max-loss percent. Writes validation.json and validation.md into MODEL_DIR."""
+    if all(name in LOCAL_TASK_NAMES for name in tasks):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to fetch: fail fast if asked
+    click.echo(f"Validating {model_dir} (mteb, split {split})")
+    report = run_validation(
+        model_dir,
+        tasks=list(tasks) or None,
+        beir_dirs=beir_dirs,
+        max_loss=max_loss,
+        subset=subset,
+        cache_dir=cache_dir,
+        split=split,
+        reference=reference,
+    )
+    click.echo("\n" + report.to_markdown())
+    click.echo(f"Wrote {model_dir / REPORT_JSON} and {model_dir / REPORT_MD}")
+    if not report.passed:
+        over = ", ".join(f"{r.task} ({r.relative_loss:.2f} %)" for r in report.failures)
+        raise click.ClickException(
+            f"{over} lost more than --max-loss {max_loss:g} % of the fp32 score. Rebuild with "
+            f"`ipex-embed quantize --max-loss {max_loss:g}` to keep the most sensitive layers "
+            "in higher precision."
+        )
