@@ -1,0 +1,221 @@
+"""LangChain adapters: `IPEXEmbeddings` and the bi-encoder reranker `IPEXRerankCompressor`.
+
+Both are thin: every text goes through one `Encoder` call; this module only maps options and
+turns arrays into lists. Needs `pip install "ipex-embeddings[langchain]"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+try:
+    from langchain_core.callbacks import Callbacks
+    from langchain_core.documents import BaseDocumentCompressor, Document
+    from langchain_core.embeddings import Embeddings
+    from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "ipex_embeddings.langchain needs langchain-core, which is not installed. "
+        'Install it with: pip install "ipex-embeddings[langchain]"'
+    ) from err
+
+from .encoder import Encoder
+from .ranking import Fusion, cosine_scores, reciprocal_rank_fusion
+
+__all__ = ["IPEXEmbeddings", "IPEXRerankCompressor"]
+
+
+class IPEXEmbeddings(BaseModel, Embeddings):
+    """Int8 OpenVINO text embeddings for LangChain.
+
+    Example:
+        ```python
+        from ipex_embeddings.langchain import IPEXEmbeddings
+
+        embeddings = IPEXEmbeddings(model_name="./all-MiniLM-L6-v2-int8")
+        vectors = embeddings.embed_documents(["first text", "second text"])
+        ```
+    """
+
+    model_name: str
+    """Model folder made by `ipex-embed quantize`, or a Hub repo id made by `ipex-embed build`."""
+    batch_size: int = Field(default=32, gt=0)
+    """Texts per inference call (texts are length-sorted and padded per batch)."""
+    normalize: bool | None = None
+    """L2-normalise the vectors; None keeps the model's own setting."""
+    query_prompt: str | None = None
+    """Text put before every query; None keeps the model's own prompt."""
+    document_prompt: str | None = None
+    """Text put before every document; None keeps the model's own prompt."""
+    threads: int | None = Field(default=None, gt=0)
+    """CPU threads for inference; None uses every core this process may use."""
+    streams: int | None = Field(default=None, gt=0)
+    """Parallel inference streams for multi-batch calls; None means one per core."""
+    show_progress: bool = False
+    """Show a progress bar over batches."""
+    truncation: Literal["warn", "error"] = "warn"
+    """Texts longer than the model's limit: "warn" embeds their first tokens, "error" refuses."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    _encoder: Encoder = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Load the model now, so a bad path or an incomplete folder fails here, not on use."""
+        super().__init__(**kwargs)
+        self._encoder = _load_encoder(
+            self.model_name, self.threads, self.streams, self.query_prompt, self.document_prompt
+        )
+
+    @property
+    def encoder(self) -> Encoder:
+        """The core encoder this adapter calls."""
+        return self._encoder
+
+    def _encode(self, texts: list[str], kind: Literal["query", "document"]) -> np.ndarray:
+        return self._encoder.encode(
+            texts,
+            kind,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            truncation=self.truncation,
+            normalize=self.normalize,
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (with the model's document prompt), in batches of `batch_size`."""
+        return self._encode(texts, "document").tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query (with the model's query prompt)."""
+        _check_one_text(text, "embed_query", " (use embed_documents for a list of texts)")
+        return self._encode([text], "query")[0].tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """`embed_documents` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """`embed_query` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+class IPEXRerankCompressor(BaseDocumentCompressor):
+    """Reorder retrieved Documents by bi-encoder similarity to the query; keep `top_n`.
+
+    For `ContextualCompressionRetriever`: the query (with the query prompt) and the documents
+    (with the document prompt) are embedded by the `IPEXEmbeddings` model and scored by cosine
+    similarity. With `fusion="none"` the documents are sorted by that cosine; with `fusion="rrf"`
+    by the reciprocal rank fusion (k=60) of the cosine ranking and the first stage's ranking (the
+    order the documents arrive in, or the metadata score named by `first_stage_score_key`). The
+    sorting score is stored in `metadata["relevance_score"]`, and with "rrf" the cosine in
+    `metadata["cosine_score"]`.
+
+    Example:
+        ```python
+        reranker = IPEXRerankCompressor(embeddings=embeddings, top_n=5, fusion="rrf")
+        retriever = ContextualCompressionRetriever(
+            base_compressor=reranker, base_retriever=bm25_retriever
+        )
+        ```
+    """
+
+    embeddings: IPEXEmbeddings
+    """The model that embeds the query and the documents."""
+    top_n: int = Field(default=3, gt=0)
+    """Documents to keep."""
+    fusion: Fusion = "none"
+    """Ranking: "none" by cosine only; "rrf" fuses it with the first stage's (use after BM25)."""
+    first_stage_score_key: str | None = None
+    """With "rrf": metadata key of the first-stage score (higher is better); None: input order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """The `top_n` best documents for `query`, best first, scored in metadata."""
+        _check_one_text(query, "compress_documents(query=...)")
+        if not documents:
+            return []
+        cosines = cosine_scores(
+            self.embeddings.encoder,
+            query,
+            [doc.page_content for doc in documents],
+            batch_size=self.embeddings.batch_size,
+            truncation=self.embeddings.truncation,
+        )
+        scores = cosines
+        if self.fusion == "rrf":
+            scores = reciprocal_rank_fusion(cosines, self._first_stage_scores(documents))
+        order = np.argsort(-scores, kind="stable")[: self.top_n]
+        kept = []
+        for i in order:
+            metadata = {**documents[i].metadata, "relevance_score": float(scores[i])}
+            if self.fusion == "rrf":
+                metadata["cosine_score"] = float(cosines[i])
+            kept.append(
+                Document(
+                    page_content=documents[i].page_content, metadata=metadata, id=documents[i].id
+                )
+            )
+        return kept
+
+    def _first_stage_scores(self, documents: Sequence[Document]) -> list[float | None]:
+        """Each document's first-stage score, None where it has none (ranked last, in order)."""
+        key = self.first_stage_score_key
+        if key is None:
+            return [None] * len(documents)
+        scores: list[float | None] = []
+        for i, doc in enumerate(documents):
+            value = doc.metadata.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+            ):
+                raise TypeError(
+                    f"documents[{i}].metadata[{key!r}] is {type(value).__name__}, not a number; "
+                    "set first_stage_score_key to the metadata key holding the first stage's "
+                    "score (higher is better), or to None to rank by the documents' order."
+                )
+            scores.append(None if value is None else float(value))
+        return scores
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """`compress_documents` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
+
+
+def _load_encoder(
+    model_name: str,
+    threads: int | None,
+    streams: int | None,
+    query_prompt: str | None,
+    document_prompt: str | None,
+) -> Encoder:
+    encoder = Encoder.load(model_name, threads=threads, streams=streams)
+    overrides = {"query_prompt": query_prompt, "document_prompt": document_prompt}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if overrides:
+        # The encoder is private to this adapter, so its prompts can be set here.
+        encoder.config = dataclasses.replace(encoder.config, **overrides)
+    return encoder
+
+
+def _check_one_text(text: object, where: str, hint: str = "") -> None:
+    if not isinstance(text, str):
+        raise TypeError(
+            f"{where} takes one string, got {type(text).__name__}; pass the text as a str{hint}."
+        )
