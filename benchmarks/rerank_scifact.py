@@ -38,13 +38,13 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import pytrec_eval
-from ipex_embeddings_builder.data import BeirData, document_text, load_beir
 from llama_index.core.schema import NodeWithScore, TextNode
 from nltk.stem.snowball import SnowballStemmer
 
 from ipex_embeddings import TruncationWarning
 from ipex_embeddings.llama_index import IPEXRerank
 from ipex_embeddings.ranking import RRF_K
+from ipex_embeddings_builder.data import BeirData, document_text, load_beir
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "rerank_scifact.json"
 DEMO_BUILD = "the int8 demo model, built by this script as `ipex-embed quantize` does"

@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ipex_embeddings_builder.data import document_text, load_beir
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from ipex_embeddings.langchain import IPEXEmbeddings
+from ipex_embeddings_builder.data import document_text, load_beir
 
 PROMPT = ChatPromptTemplate.from_messages(
     [

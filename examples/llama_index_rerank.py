@@ -22,13 +22,13 @@ import warnings
 from pathlib import Path
 
 import bm25s
-from ipex_embeddings_builder.data import document_text, load_beir
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from nltk.stem.snowball import SnowballStemmer
 
 from ipex_embeddings import TruncationWarning
 from ipex_embeddings.llama_index import IPEXRerank
+from ipex_embeddings_builder.data import document_text, load_beir
 
 
 class BM25Retriever(BaseRetriever):

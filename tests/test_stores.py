@@ -13,7 +13,6 @@ import bm25s
 import faiss
 import numpy as np
 import pytest
-from ipex_embeddings_builder.data import document_text, load_beir
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.vectorstores import InMemoryVectorStore
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
@@ -23,6 +22,7 @@ from nltk.stem.snowball import SnowballStemmer
 
 from ipex_embeddings.langchain import IPEXEmbeddings, IPEXRerankCompressor
 from ipex_embeddings.llama_index import IPEXEmbedding
+from ipex_embeddings_builder.data import document_text, load_beir
 
 QUERIES = 20
 TOP_K = 5
