@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -99,6 +100,8 @@ class Encoder:
         threads: int | None = None,
         streams: int | None = None,
         compile_cache: str | os.PathLike[str] | bool = True,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         token: str | bool | None = None,
@@ -111,12 +114,17 @@ class Encoder:
             streams: parallel inference streams for multi-batch calls (default: one per core).
             compile_cache: folder for OpenVINO's compiled-model cache (True: the default folder,
                 see `default_compile_cache`; False: no cache).
+            query_prompt, document_prompt: replace the folder's prompts (None keeps them).
             revision, cache_dir, token: passed to huggingface_hub for a repo id.
         """
         folder = resolve_model_folder(
             path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
         )
         config = check_model_folder(folder)
+        prompts = {"query_prompt": query_prompt, "document_prompt": document_prompt}
+        overrides = {key: value for key, value in prompts.items() if value is not None}
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
         return cls(folder, config, threads=threads, streams=streams, compile_cache=compile_cache)
 
     @property

@@ -7,7 +7,6 @@ turns arrays into lists. Needs `pip install "ipex-embeddings[langchain]"`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -68,8 +67,12 @@ class IPEXEmbeddings(BaseModel, Embeddings):
     def __init__(self, **kwargs: Any) -> None:
         """Load the model now, so a bad path or an incomplete folder fails here, not on use."""
         super().__init__(**kwargs)
-        self._encoder = _load_encoder(
-            self.model_name, self.threads, self.streams, self.query_prompt, self.document_prompt
+        self._encoder = Encoder.load(
+            self.model_name,
+            threads=self.threads,
+            streams=self.streams,
+            query_prompt=self.query_prompt,
+            document_prompt=self.document_prompt,
         )
 
     @property
@@ -196,22 +199,6 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """`compress_documents` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
-
-
-def _load_encoder(
-    model_name: str,
-    threads: int | None,
-    streams: int | None,
-    query_prompt: str | None,
-    document_prompt: str | None,
-) -> Encoder:
-    encoder = Encoder.load(model_name, threads=threads, streams=streams)
-    overrides = {"query_prompt": query_prompt, "document_prompt": document_prompt}
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    if overrides:
-        # The encoder is private to this adapter, so its prompts can be set here.
-        encoder.config = dataclasses.replace(encoder.config, **overrides)
-    return encoder
 
 
 def _check_one_text(text: object, where: str, hint: str = "") -> None:

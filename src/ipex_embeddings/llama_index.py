@@ -8,7 +8,6 @@ Needs `pip install "ipex-embeddings[llama-index]"`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any, Literal
 
 import numpy as np
@@ -85,8 +84,12 @@ class IPEXEmbedding(BaseEmbedding):
             **kwargs: the fields above and BaseEmbedding's (callback_manager, num_workers, ...).
         """
         super().__init__(model_name=model_name, **kwargs)
-        self._encoder = _load_encoder(
-            model_name, self.threads, self.streams, self.query_instruction, self.text_instruction
+        self._encoder = Encoder.load(
+            model_name,
+            threads=self.threads,
+            streams=self.streams,
+            query_prompt=self.query_instruction,
+            document_prompt=self.text_instruction,
         )
 
     @classmethod
@@ -240,22 +243,6 @@ def _set_score_metadata(node: NodeWithScore, key: str, value: float | None) -> N
     # Not part of the embedded text: a later rerank of the same node must score the same.
     if key not in node.node.excluded_embed_metadata_keys:
         node.node.excluded_embed_metadata_keys.append(key)
-
-
-def _load_encoder(
-    model_name: str,
-    threads: int | None,
-    streams: int | None,
-    query_prompt: str | None,
-    document_prompt: str | None,
-) -> Encoder:
-    encoder = Encoder.load(model_name, threads=threads, streams=streams)
-    overrides = {"query_prompt": query_prompt, "document_prompt": document_prompt}
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    if overrides:
-        # The encoder is private to this adapter, so its prompts can be set here.
-        encoder.config = dataclasses.replace(encoder.config, **overrides)
-    return encoder
 
 
 def _check_one_text(text: object, where: str) -> None:
