@@ -6,13 +6,13 @@ import asyncio
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from heartbeat import with_heartbeat
 from langchain_core.documents import Document
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
@@ -102,32 +102,6 @@ def test_options_are_passed_to_the_core(demo_int8_dir: Path, encoder: Encoder) -
         strict.embed_documents(["word " * 400])
 
 
-async def _with_heartbeat(
-    start_work: Callable[[], Awaitable[Any]],
-) -> tuple[Any, float, float, int]:
-    """Start and await work while a 2 ms heartbeat runs: (result, longest gap, elapsed, beats)."""
-    gaps: list[float] = []
-    finished = asyncio.Event()
-
-    async def beat() -> None:
-        last = time.perf_counter()
-        while not finished.is_set():
-            await asyncio.sleep(0.002)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    beater = asyncio.create_task(beat())
-    await asyncio.sleep(0.01)
-    gaps.clear()
-    started = time.perf_counter()
-    result = await start_work()
-    elapsed = time.perf_counter() - started
-    finished.set()
-    await beater
-    return result, max(gaps), elapsed, len(gaps)
-
-
 async def test_concurrent_awaits_run_off_the_loop(embeddings: IPEXEmbeddings) -> None:
     # Few, long queries: the encoding, not the framework's per-call work, dominates the time.
     queries = [" ".join(TEXTS * 3) + f" Variant {i}." for i in range(16)]
@@ -138,7 +112,7 @@ async def test_concurrent_awaits_run_off_the_loop(embeddings: IPEXEmbeddings) ->
             embeddings.aembed_documents(TEXTS * 4),
         )
 
-    results, longest_gap, elapsed, beats = await _with_heartbeat(start_work)
+    results, longest_gap, elapsed, beats = await with_heartbeat(start_work)
     # Encoding on the loop would freeze the heartbeat for the whole gather.
     assert beats >= 10 and longest_gap < elapsed / 2, (beats, longest_gap, elapsed)
     sync_queries = [embeddings.embed_query(q) for q in queries]
