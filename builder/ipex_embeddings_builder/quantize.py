@@ -20,6 +20,7 @@ from .calibration import CalibrationSet
 from .source import SourceModel
 
 __all__ = [
+    "calibration_inputs",
     "QuantizeOptions",
     "export_model",
     "quantize_model",
@@ -85,9 +86,10 @@ def export_model(source: SourceModel) -> Any:
     return ov_model
 
 
-def _calibration_inputs(
+def calibration_inputs(
     source: SourceModel, texts: list[str], input_names: list[str]
 ) -> list[dict[str, np.ndarray]]:
+    """One model input per text (document prompt, truncated to max_seq_length), for NNCF."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
@@ -114,7 +116,7 @@ def quantize_model(
     import nncf
 
     input_names = [p.get_any_name() for p in ov_model.inputs]
-    data = _calibration_inputs(source, calibration.texts, input_names)
+    data = calibration_inputs(source, calibration.texts, input_names)
     advanced = None
     if options.smooth_quant_alpha is not None:
         from nncf.quantization.advanced_parameters import (

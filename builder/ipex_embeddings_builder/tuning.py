@@ -30,7 +30,7 @@ from .calibration import CalibrationSet
 from .quantize import (
     MODEL_FILE,
     QuantizeOptions,
-    _calibration_inputs,
+    calibration_inputs,
     export_model,
     quantize_model,
     save_model_folder,
@@ -169,7 +169,7 @@ def rank_layer_groups(
     subset = replace(calibration, texts=texts[:samples])
     held_out = texts[samples : 2 * samples] or texts[:samples]
     names = [port.get_any_name() for port in fp32_model.inputs]
-    inputs = _calibration_inputs(source, held_out, names)
+    inputs = calibration_inputs(source, held_out, names)
     reference = _sentence_vectors(fp32_model, inputs, source.pooling)
 
     def cosine(keep: Sequence[str]) -> tuple[float, Any]:
