@@ -38,7 +38,7 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 @click.option("--batch-sizes", help="Throughput batch sizes at 256 tokens (default: 4,16,64,256).")
 @click.option("--docs", type=click.IntRange(min=1),
               help="SciFact documents end to end, evenly spread over the corpus (default: "
-                   "2,000 of 5,183; quick: 64).")
+                   "all 5,183; quick: 64).")
 @click.option("--queries", type=click.IntRange(min=1),
               help="SciFact test queries for query latency (default: all 300).")
 @click.option("--parts", default=None,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .end_to_end import EndToEndRow
-from .measure import SystemStatus
+from .measure import SystemStatus, ratio_of_rounds
 from .model_level import LatencyRow, ThroughputRow
 
 __all__ = ["SCHEMA_VERSION", "BenchReport"]
@@ -17,6 +17,11 @@ SCHEMA_VERSION = 1
 # The issue's targets, set for MiniLM int8; shown only when that is the model benchmarked.
 TARGETS = {"speedup_vs_st_torch": 5.0, "speedup_vs_fastest_st": 1.3, "query_p50_ms": 4.0}
 TARGET_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SCALING_SEQ_LEN = 128
+"""The latency point at which models of different sizes are compared."""
+# int8 against each of these, in the scaling summary.
+SCALING_REFERENCES = {"torch-fp32": "PyTorch fp32", "torch-bf16": "PyTorch bf16 autocast",
+                      "ov-bf16": "our bf16"}
 
 
 def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
@@ -62,6 +67,7 @@ class BenchReport:
         data["plots"] = [p.name for p in self.plots]
         data["schema_version"] = SCHEMA_VERSION
         data["targets"] = self.targets()
+        data["scaling_summary"] = self.scaling_summary()
         return data
 
     def to_json(self) -> str:
@@ -95,6 +101,42 @@ class BenchReport:
                       "unit": " ms", "met": ours.query_p50_ms <= TARGETS["query_p50_ms"]})
         return found
 
+    # --- scaling -------------------------------------------------------------------------
+
+    def scaling_points(self) -> list[tuple[str, list[Any]]]:
+        """Latency and throughput rows at the one point every model size was measured at."""
+        batch = max(self.settings.get("scaling_batches") or [1])
+        seq_len = self.settings["throughput_seq_len"]
+        return [
+            (f"latency, batch 1, {SCALING_SEQ_LEN} tokens",
+             [r for r in self.latency if r.batch == 1 and r.seq_len == SCALING_SEQ_LEN]),
+            (f"throughput, batch {batch}, {seq_len} tokens",
+             [r for r in self.throughput if r.batch == batch and r.seq_len == seq_len]),
+        ]
+
+    def scaling_summary(self) -> list[dict[str, Any]]:
+        """int8's speedup over each reference system, per model and point, paired by round."""
+        found = []
+        for point, rows in self.scaling_points():
+            latency = point.startswith("latency")
+            for model in self._models(rows):
+                by_system = {r.system: r for r in rows if r.model == model}
+                int8 = by_system.get("ov-int8")
+                if int8 is None:
+                    continue
+                ours = int8.round_medians_ms if latency else int8.round_docs_per_s
+                entry: dict[str, Any] = {"model": model, "point": point}
+                for key in SCALING_REFERENCES:
+                    other = by_system.get(key)
+                    if other is None:
+                        entry[key] = None
+                    elif latency:
+                        entry[key] = ratio_of_rounds(other.round_medians_ms, ours)
+                    else:
+                        entry[key] = ratio_of_rounds(ours, other.round_docs_per_s)
+                found.append(entry)
+        return found
+
     # --- markdown ------------------------------------------------------------------------
 
     def to_markdown(self) -> str:
@@ -123,6 +165,7 @@ class BenchReport:
         lines += self._systems_md()
         lines += self._latency_md()
         lines += self._throughput_md()
+        lines += self._scaling_md()
         lines += self._end_to_end_md()
         lines += self._limit_md()
         targets = self.targets()
@@ -194,6 +237,23 @@ class BenchReport:
                 lines.append(f"| {self.label(system, 'model')} | " + " | ".join(cells) + " |")
             lines.append("")
         return lines
+
+    def _scaling_md(self) -> list[str]:
+        summary = self.scaling_summary()
+        if len({e["model"] for e in summary}) < 2:
+            return []
+        lines = [
+            "## Scaling: the int8 gain by model size", "",
+            "Speedup of ipex-embeddings int8 over each system, by model (the random BGE shapes "
+            "measure speed only), paired within each round, median over rounds.", "",
+            "| model | point | " + " | ".join(f"vs {v}" for v in SCALING_REFERENCES.values())
+            + " |",
+            "|---|---|" + "---|" * len(SCALING_REFERENCES),
+        ]
+        for e in summary:
+            lines.append(f"| {e['model']} | {e['point']} | "
+                         + " | ".join(_ratio(e[k]) for k in SCALING_REFERENCES) + " |")
+        return [*lines, ""]
 
     def _end_to_end_md(self) -> list[str]:
         if not self.end_to_end:

@@ -83,7 +83,7 @@ def build_scaling_models(
     work_dir: Path,
     shape: Shape,
     tokenizer_from: Path,
-    precisions: tuple[str, ...] = ("fp32", "int8"),
+    precisions: tuple[str, ...] = ("fp32", "bf16", "int8"),
     samples: int = 64,
     echo: Callable[[str], None] = print,
 ) -> tuple[Path, dict[str, Path]]:
