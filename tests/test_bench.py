@@ -3,6 +3,7 @@ the bench that are pure arithmetic. Timings are never asserted: they depend on t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -14,6 +15,8 @@ from click.testing import CliRunner
 from ipex_embeddings_builder.bench.hardware import Hardware, int8_peak
 from ipex_embeddings_builder.bench.limit import count_macs
 from ipex_embeddings_builder.bench.measure import Fleet
+from ipex_embeddings_builder.bench.run import FULL, run_bench
+from ipex_embeddings_builder.bench.scaling import SHAPES, Shape
 from ipex_embeddings_builder.bench.systems import MODEL_LEVEL, SystemSpec
 from ipex_embeddings_builder.cli import main
 
@@ -101,6 +104,47 @@ def test_quick_bench_distance_to_the_limit_counts_the_int8_macs(
         assert entry["percent_of_peak"] == pytest.approx(
             100 * entry["achieved_int8_ops_per_s"] / data["peak"]["ops_per_s"]
         )
+
+
+def test_scaling_builds_a_shape_with_our_pipeline_and_compares_the_int8_gain_by_size(
+    demo_int8_dir: Path, demo_fp32_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A tiny shape stands in for BGE-base/large (minutes to build and time): the same code path.
+    tiny = Shape("Tiny", hidden=64, layers=2, heads=2, intermediate=128)
+    monkeypatch.setitem(SHAPES, "tiny", tiny)
+    plan = dataclasses.replace(
+        FULL, rounds=1, latency_seq_lens=(16, 128), latency_runs=2, throughput_batches=(4,),
+        throughput_runs=1, scaling=("tiny",), scaling_runs=2, scaling_batches=(4,),
+        parts=("model", "scaling"), build_missing=False, torch_bf16=False,
+    )
+    output = tmp_path / "out"
+    run_bench(demo_int8_dir, output, plan=plan, fp32_dir=demo_fp32_dir,
+              work_dir=tmp_path / "work", echo=lambda _: None)
+    data = json.loads((output / "bench.json").read_text())
+
+    assert "scaling.png" in data["plots"]
+    assert (output / "scaling.png").read_bytes()[:8] == PNG_MAGIC
+    built = json.loads((tmp_path / "work" / "scaling-tiny" / "int8" / "ipex_embeddings.json")
+                       .read_text())
+    assert built["precision"] == "int8" and built["dimension"] == 64
+    rows = [r for r in data["latency"] if r["model"] == tiny.label]
+    assert {(r["system"], r["seq_len"]) for r in rows} == {
+        (key, n) for key in ("torch-fp32", "ov-fp32", "ov-bf16", "ov-int8") for n in (16, 128)
+    }
+    summary = data["scaling_summary"]
+    assert {(e["model"], e["point"].split(",")[0]) for e in summary} == {
+        (model, point) for model in (data["model"]["name"], tiny.label)
+        for point in ("latency", "throughput")
+    }
+    for entry in summary:  # int8 vs PyTorch fp32 is the int8 row's own speedup, and so on
+        table = data["latency" if entry["point"].startswith("latency") else "throughput"]
+        int8 = next(r for r in table if r["model"] == entry["model"]
+                    and r["system"] == "ov-int8" and r["seq_len"] in (128, 256))
+        assert entry["torch-fp32"] == pytest.approx(int8["speedup"])
+        assert entry["torch-bf16"] is None  # not measured in this plan: shown as "-"
+    markdown = (output / "bench.md").read_text()
+    assert "## Scaling: the int8 gain by model size" in markdown
+    assert "| ipex-embeddings bf16 |" in markdown and "| ov-bf16 |" not in markdown
 
 
 def test_count_macs_splits_int8_and_float(demo_fp32_dir: Path) -> None:

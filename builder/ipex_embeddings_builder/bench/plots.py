@@ -25,52 +25,53 @@ def _footer(report: BenchReport) -> str:
             f"{report.settings['rounds']} round(s): ipex-embed bench")
 
 
-def _latency(report: BenchReport, model: str, path: Path) -> Path:
-    plt = _pyplot()
-    rows = [r for r in report.latency if r.model == model]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for system in dict.fromkeys(r.system for r in rows):
-        points = sorted((r.seq_len, r.median_ms) for r in rows if r.system == system)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
-                label=report.label(system, "model"))
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    lengths = sorted({r.seq_len for r in rows})
-    ax.set_xticks(lengths, [str(n) for n in lengths])
-    ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("median latency at batch 1 (ms, log)")
-    ax.set_title(f"Latency vs sequence length: {model}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+def _save(report: BenchReport, fig: Any, path: Path) -> Path:
+    """Stamp the footer on `fig`, write it to `path` and free it."""
     fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
+
+
+def _lines(
+    report: BenchReport, rows: list[Any], x: str, y: str, labels: tuple[str, str, str],
+    path: Path, *, log_y: bool = False,
+) -> Path:
+    """One line per system of `rows` (one model): attribute `y` against attribute `x`, log2 x."""
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
+    for system in dict.fromkeys(r.system for r in rows):
+        points = sorted((getattr(r, x), getattr(r, y)) for r in rows if r.system == system)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                label=report.label(system, "model"))
+    ax.set_xscale("log", base=2)
+    ticks = sorted({getattr(r, x) for r in rows})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    if log_y:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    xlabel, ylabel, title = labels
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(report, fig, path)
+
+
+def _latency(report: BenchReport, model: str, path: Path) -> Path:
+    rows = [r for r in report.latency if r.model == model]
+    labels = ("sequence length (tokens)", "median latency at batch 1 (ms, log)",
+              f"Latency vs sequence length: {model}")
+    return _lines(report, rows, "seq_len", "median_ms", labels, path, log_y=True)
 
 
 def _throughput(report: BenchReport, model: str, path: Path) -> Path:
-    plt = _pyplot()
     rows = [r for r in report.throughput if r.model == model]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for system in dict.fromkeys(r.system for r in rows):
-        points = sorted((r.batch, r.docs_per_s) for r in rows if r.system == system)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
-                label=report.label(system, "model"))
-    ax.set_xscale("log", base=2)
-    batches = sorted({r.batch for r in rows})
-    ax.set_xticks(batches, [str(b) for b in batches])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel(f"documents/s at {rows[0].seq_len} tokens")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"Throughput vs batch size: {model}", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    labels = ("batch size", f"documents/s at {rows[0].seq_len} tokens",
+              f"Throughput vs batch size: {model}")
+    return _lines(report, rows, "batch", "docs_per_s", labels, path)
 
 
 def _end_to_end(report: BenchReport, path: Path) -> Path:
@@ -96,11 +97,7 @@ def _end_to_end(report: BenchReport, path: Path) -> Path:
     right.set_title("Query latency", fontsize=10)
     left.margins(x=0.3)
     right.margins(x=0.55)
-    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(report, fig, path)
 
 
 def _scaling(report: BenchReport, path: Path) -> Path | None:
@@ -122,18 +119,14 @@ def _scaling(report: BenchReport, path: Path) -> Path | None:
                           label=report.label(system, "model"))
             ax.bar_label(bars, labels=[f"{v:.1f}x" if v else "" for v in values], fontsize=6)
         ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(models))],
-                      [m.replace(", random: speed only", "\n(random: speed only)")
+                      [m.replace(" shape (", "\n(").replace(", random: ", "\nrandom: ")
                        for m in models], fontsize=7)
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_title(title, fontsize=9)
     axes[0].set_ylabel("speedup vs PyTorch fp32 eager")
     axes[0].legend(fontsize=8)
     fig.suptitle("Scaling: the gain over PyTorch fp32 eager by model size", fontsize=10)
-    fig.text(0.01, 0.01, _footer(report), fontsize=6, alpha=0.7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(report, fig, path)
 
 
 def write_plots(report: BenchReport, output_dir: Path) -> list[Path]:

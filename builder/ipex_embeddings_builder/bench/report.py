@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,22 +201,29 @@ class BenchReport:
     def _models(self, rows: list[Any]) -> list[str]:
         return list(dict.fromkeys(r.model for r in rows))
 
+    def _grid_md(
+        self, rows: list[Any], column: Callable[[Any], int], header: str,
+        cell: Callable[[Any], str],
+    ) -> list[str]:
+        """A systems x columns table of `rows` (one model), `column` naming each row's column."""
+        columns = sorted({column(r) for r in rows})
+        lines = ["| system | " + " | ".join(header.format(c) for c in columns) + " |",
+                 "|---|" + "---|" * len(columns)]
+        for system in dict.fromkeys(r.system for r in rows):
+            found = {column(r): r for r in rows if r.system == system}
+            cells = [cell(found[c]) if c in found else "-" for c in columns]
+            lines.append(f"| {self.label(system, 'model')} | " + " | ".join(cells) + " |")
+        return lines
+
     def _latency_md(self) -> list[str]:
         lines = []
         for model in self._models(self.latency):
             rows = [r for r in self.latency if r.model == model]
-            lengths = sorted({r.seq_len for r in rows})
             lines += [f"## Latency at batch 1: {model}", "",
-                      "median ms (p90 ms), speedup vs PyTorch fp32 eager", "",
-                      "| system | " + " | ".join(f"{n} tokens" for n in lengths) + " |",
-                      "|---|" + "---|" * len(lengths)]
-            for system in dict.fromkeys(r.system for r in rows):
-                cells = []
-                for n in lengths:
-                    r = next((x for x in rows if x.system == system and x.seq_len == n), None)
-                    cells.append("-" if r is None else
-                                 f"{r.median_ms:.2f} ({r.p90_ms:.2f}), {_ratio(r.speedup)}")
-                lines.append(f"| {self.label(system, 'model')} | " + " | ".join(cells) + " |")
+                      "median ms (p90 ms), speedup vs PyTorch fp32 eager", ""]
+            lines += self._grid_md(rows, lambda r: r.seq_len, "{} tokens",
+                                   lambda r: f"{r.median_ms:.2f} ({r.p90_ms:.2f}), "
+                                             f"{_ratio(r.speedup)}")
             runs = rows[0].runs_per_round
             lines += ["", f"{runs} timed calls per round per point after warm-up.", ""]
         return lines
@@ -224,17 +232,10 @@ class BenchReport:
         lines = []
         for model in self._models(self.throughput):
             rows = [r for r in self.throughput if r.model == model]
-            batches = sorted({r.batch for r in rows})
             lines += [f"## Throughput at {rows[0].seq_len} tokens: {model}", "",
-                      "documents/s, speedup vs PyTorch fp32 eager", "",
-                      "| system | " + " | ".join(f"batch {b}" for b in batches) + " |",
-                      "|---|" + "---|" * len(batches)]
-            for system in dict.fromkeys(r.system for r in rows):
-                cells = []
-                for b in batches:
-                    r = next((x for x in rows if x.system == system and x.batch == b), None)
-                    cells.append("-" if r is None else f"{r.docs_per_s:,.1f}, {_ratio(r.speedup)}")
-                lines.append(f"| {self.label(system, 'model')} | " + " | ".join(cells) + " |")
+                      "documents/s, speedup vs PyTorch fp32 eager", ""]
+            lines += self._grid_md(rows, lambda r: r.batch, "batch {}",
+                                   lambda r: f"{r.docs_per_s:,.1f}, {_ratio(r.speedup)}")
             lines.append("")
         return lines
 
