@@ -482,7 +482,9 @@ def run_build(options: BuildOptions) -> str | None:
 @click.option("--validation-subset", type=click.IntRange(min=1),
               help="Tune and validate on this many queries only (quick checks; default: all).")
 @click.option("--bench", "bench", type=click.Choice(BENCH_MODES), default="quick",
-              show_default=True, help="Benchmark run to include in the card.")
+              show_default=True,
+              help="Benchmark run to include in the card: quick (about a minute), full (the "
+                   "whole `ipex-embed bench`, most of an hour on 2 cores) or skip.")
 @click.option("--push-to", metavar="REPO_ID", help="Publish to this Hub repo (user/name).")
 @click.option("--private", is_flag=True, help="Create the Hub repo as private.")
 @click.option("--create-pr", is_flag=True, help="Publish as a pull request, not to main.")
