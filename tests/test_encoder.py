@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ipex_embeddings import Encoder, ModelFolderError, TruncationError, TruncationWarning
+from ipex_embeddings.encoder import openvino_core
 from ipex_embeddings_builder.data import SCIFACT_DIR
 
 GOLDEN_TEXTS = [
@@ -200,6 +201,23 @@ def test_cls_pooling_and_prompts_on_tiny_bert(tiny_bert, tmp_path: Path) -> None
     # The mean of the same states is a different vector: CLS really was used.
     mean = torch_reference(source_dir, [f"query: {t}" for t in texts], "mean", 24)
     assert np.abs(queries - mean).max() > 1e-2
+
+
+def test_encoders_share_one_openvino_core_and_keep_their_own_cache(
+    demo_int8_dir: Path, tmp_path: Path
+) -> None:
+    # Several ov.Core objects in one process can crash OpenVINO 2026, so every encoder uses the
+    # process's one core; the compile cache is a per-model setting and still goes where told.
+    caches = [tmp_path / "cache-a", tmp_path / "cache-b"]
+    encoders = [Encoder.load(demo_int8_dir, compile_cache=c) for c in caches]
+    encoders.append(Encoder.load(demo_int8_dir, compile_cache=False))
+    assert openvino_core() is openvino_core()
+    for cache in caches:
+        assert any(cache.iterdir()), f"nothing cached in {cache}"
+    texts = ["Vitamin D and fractures.", "The stock market fell."]
+    first = encoders[0].encode(texts)
+    for other in encoders[1:]:
+        np.testing.assert_allclose(other.encode(texts), first, atol=1e-6)
 
 
 def test_missing_folder_and_foreign_folder(tmp_path: Path) -> None:

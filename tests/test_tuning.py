@@ -12,6 +12,7 @@ from pathlib import Path
 import openvino as ov
 import pytest
 
+from ipex_embeddings.encoder import openvino_core
 from ipex_embeddings_builder.calibration import load_calibration
 from ipex_embeddings_builder.quantize import MODEL_FILE, QuantizeOptions
 from ipex_embeddings_builder.source import inspect_source
@@ -50,7 +51,7 @@ def _quantized_inputs(model: ov.Model, name: str) -> list[str]:
 
 
 def test_layer_groups_cover_every_quantized_op(demo_int8_dir: Path, demo_fp32_dir: Path) -> None:
-    core = ov.Core()
+    core = openvino_core()
     int8 = core.read_model(demo_int8_dir / MODEL_FILE)
     fp32_ops = {
         op.get_friendly_name(): op.get_type_name()
@@ -98,7 +99,7 @@ def test_tune_keeps_the_most_sensitive_layers(reference_cache: Path, tmp_path: P
     assert quantization["keep_higher_precision"] == steps[-1].kept
     assert quantization["tuning"]["split"] == TUNING_SPLIT
     assert quantization["tuning"]["steps"][-1]["losses"] == steps[-1].losses
-    tuned = ov.Core().read_model(output / MODEL_FILE)
+    tuned = openvino_core().read_model(output / MODEL_FILE)
     for op in steps[-1].kept:
         assert _quantized_inputs(tuned, op) == [], f"{op} is still quantized"
     assert any(o.get_type_name() == "FakeQuantize" for o in tuned.get_ops()), "the rest is int8"

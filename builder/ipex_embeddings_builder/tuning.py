@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from ipex_embeddings import ModelConfig
+from ipex_embeddings.encoder import openvino_core
 
 from .calibration import CalibrationSet
 from .quantize import (
@@ -139,9 +140,7 @@ def _quiet_nncf() -> Iterator[None]:
 
 
 def _sentence_vectors(model: Any, inputs: list[dict[str, np.ndarray]], pooling: str) -> np.ndarray:
-    import openvino as ov
-
-    request = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    request = openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     rows = []
     for item in inputs:
         hidden = request(item)[0][0]
@@ -280,9 +279,7 @@ def tune_to_folder(
                 f"kept {len(best.kept)} ops out of int8 and lost {best.losses}. Use a larger "
                 "--max-loss, or --precision fp32."
             )
-        import openvino as ov
-
-        tuned = ov.Core().read_model(folder / MODEL_FILE)
+        tuned = openvino_core().read_model(folder / MODEL_FILE)
         final_options = replace(
             options, keep_higher_precision=[*options.keep_higher_precision, *step.kept]
         )

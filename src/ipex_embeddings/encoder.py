@@ -19,7 +19,7 @@ from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
 
-__all__ = ["Encoder", "TruncationWarning", "default_compile_cache"]
+__all__ = ["Encoder", "TruncationWarning", "default_compile_cache", "openvino_core"]
 
 Kind = Literal["query", "document"]
 Truncation = Literal["warn", "error"]
@@ -39,6 +39,24 @@ def default_compile_cache() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ipex-embeddings"
     )
     return Path(base) / "openvino"
+
+
+_core: ov.Core | None = None
+_core_lock = threading.Lock()
+
+
+def openvino_core() -> ov.Core:
+    """The process's one OpenVINO `Core`, shared by every encoder (and the builder).
+
+    Several `ov.Core()` objects in one process can crash OpenVINO 2026 (openvinotoolkit/openvino
+    #35338); a test suite or an app loading many models hit it. Per-model settings, the compile
+    cache included, go to `compile_model`, never to the shared core.
+    """
+    global _core
+    with _core_lock:
+        if _core is None:
+            _core = ov.Core()
+        return _core
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
@@ -74,13 +92,13 @@ class Encoder:
         self.config = config
         self.threads = threads or _available_cores()
         self.streams = streams
-        self._core = ov.Core()
-        if compile_cache:
-            # OpenVINO keys cached blobs by model content and settings: a second load skips most
-            # of the compile (about 1 s -> 0.3 s for MiniLM here).
-            cache = default_compile_cache() if compile_cache is True else Path(compile_cache)
-            self._core.set_property({"CACHE_DIR": str(cache)})
-        self._model = self._core.read_model(folder / config.model_file)
+        # OpenVINO keys cached blobs by model content and settings: a second load skips most
+        # of the compile (about 1 s -> 0.3 s for MiniLM here).
+        self._cache_dir = (
+            None if not compile_cache
+            else default_compile_cache() if compile_cache is True else Path(compile_cache)
+        )
+        self._model = openvino_core().read_model(folder / config.model_file)
         input_names = [port.get_any_name() for port in self._model.inputs]
         self._tokenizer = TextTokenizer(
             folder / "tokenizer.json", config.max_seq_length, input_names
@@ -153,7 +171,11 @@ class Encoder:
                     "NUM_STREAMS": streams,
                     "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
                 }
-                self._compiled[streams] = self._core.compile_model(self._model, "CPU", properties)
+                if self._cache_dir is not None:
+                    properties["CACHE_DIR"] = str(self._cache_dir)
+                self._compiled[streams] = openvino_core().compile_model(
+                    self._model, "CPU", properties
+                )
             return self._compiled[streams]
 
     def encode(

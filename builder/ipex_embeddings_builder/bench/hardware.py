@@ -90,9 +90,9 @@ def _memory_gib() -> float | None:
 
 def _openvino_cpu() -> dict[str, Any]:
     try:
-        import openvino as ov
+        from ipex_embeddings.encoder import openvino_core
 
-        core = ov.Core()
+        core = openvino_core()
         return {
             "device": core.get_property("CPU", "FULL_DEVICE_NAME"),
             "capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),

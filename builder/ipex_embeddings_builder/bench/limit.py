@@ -60,9 +60,9 @@ def _is_int8_constant(node: Any) -> bool:
 
 def count_macs(model_xml: str | Path, batch: int, seq_len: int) -> MacCount:
     """Count the MACs of one [batch, seq_len] forward pass of the IR at `model_xml`."""
-    import openvino as ov
+    from ipex_embeddings.encoder import openvino_core
 
-    model = ov.Core().read_model(str(model_xml))
+    model = openvino_core().read_model(str(model_xml))
     model.reshape({port.get_any_name(): [batch, seq_len] for port in model.inputs})
     int8 = floating = attention = 0
     for op in model.get_ordered_ops():
