@@ -12,6 +12,14 @@ from tokenizers import Encoding, Tokenizer
 __all__ = ["Batch", "TextTokenizer", "check_texts"]
 
 
+def check_text(text: object, where: str, hint: str = "") -> None:
+    """Raise a TypeError naming `where` unless `text` is one string (`hint`: how to embed many)."""
+    if not isinstance(text, str):
+        raise TypeError(
+            f"{where} takes one string, got {type(text).__name__}; pass the text as a str{hint}."
+        )
+
+
 def check_texts(texts: object) -> list[str]:
     """Return `texts` as a list of str, or raise a TypeError naming the first bad item."""
     if isinstance(texts, str):

@@ -19,7 +19,9 @@ from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
 
-__all__ = ["Encoder", "TruncationWarning", "default_compile_cache", "openvino_core"]
+__all__ = [
+    "Encoder", "TruncationWarning", "available_cores", "default_compile_cache", "openvino_core",
+]
 
 Kind = Literal["query", "document"]
 Truncation = Literal["warn", "error"]
@@ -29,7 +31,8 @@ class TruncationWarning(UserWarning):
     """Some texts were longer than max_seq_length and only their first tokens were embedded."""
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -90,7 +93,7 @@ class Encoder:
     ) -> None:
         self.folder = folder
         self.config = config
-        self.threads = threads or _available_cores()
+        self.threads = threads or available_cores()
         self.streams = streams
         # OpenVINO keys cached blobs by model content and settings: a second load skips most
         # of the compile (about 1 s -> 0.3 s for MiniLM here).

@@ -23,6 +23,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[langchain]"'
     ) from err
 
+from .batching import check_text
 from .encoder import Encoder
 from .ranking import Fusion, cosine_scores, reciprocal_rank_fusion
 
@@ -96,7 +97,7 @@ class IPEXEmbeddings(BaseModel, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (with the model's query prompt)."""
-        _check_one_text(text, "embed_query", " (use embed_documents for a list of texts)")
+        check_text(text, "embed_query", " (use embed_documents for a list of texts)")
         return self._encode([text], "query")[0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -146,7 +147,7 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """The `top_n` best documents for `query`, best first, scored in metadata."""
-        _check_one_text(query, "compress_documents(query=...)")
+        check_text(query, "compress_documents(query=...)")
         if not documents:
             return []
         cosines = cosine_scores(
@@ -199,10 +200,3 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """`compress_documents` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
-
-
-def _check_one_text(text: object, where: str, hint: str = "") -> None:
-    if not isinstance(text, str):
-        raise TypeError(
-            f"{where} takes one string, got {type(text).__name__}; pass the text as a str{hint}."
-        )

@@ -26,10 +26,13 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[llama-index]"'
     ) from err
 
+from .batching import check_text
 from .encoder import Encoder
 from .ranking import Fusion, cosine_scores, reciprocal_rank_fusion
 
 __all__ = ["IPEXEmbedding", "IPEXRerank"]
+
+LIST_HINT = " (get_text_embedding_batch embeds a list)"
 
 dispatcher = get_dispatcher(__name__)
 
@@ -112,11 +115,11 @@ class IPEXEmbedding(BaseEmbedding):
         return vectors.tolist()
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        _check_one_text(query, "get_query_embedding")
+        check_text(query, "get_query_embedding", LIST_HINT)
         return self._encode([query], "query")[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        _check_one_text(text, "get_text_embedding")
+        check_text(text, "get_text_embedding", LIST_HINT)
         return self._encode([text], "document")[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
@@ -243,11 +246,3 @@ def _set_score_metadata(node: NodeWithScore, key: str, value: float | None) -> N
     # Not part of the embedded text: a later rerank of the same node must score the same.
     if key not in node.node.excluded_embed_metadata_keys:
         node.node.excluded_embed_metadata_keys.append(key)
-
-
-def _check_one_text(text: object, where: str) -> None:
-    if not isinstance(text, str):
-        raise TypeError(
-            f"{where} takes one string, got {type(text).__name__}; pass the text as a str "
-            "(get_text_embedding_batch embeds a list)."
-        )
