@@ -98,10 +98,6 @@ class _Context:
     folders: dict[str, Path] = field(default_factory=dict)
 
 
-def _default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _token_spec(model_dir: Path) -> tuple[dict[str, int], int]:
     """vocab_size, [CLS]/[SEP] ids for synthetic inputs, and the longest length the model takes."""
     from tokenizers import Tokenizer
@@ -187,30 +183,46 @@ def _fleet(ctx: _Context, specs: Sequence[Any], setup: dict[str, Any], phase: st
                  log_dir=ctx.work_dir / "logs" / phase, echo=ctx.echo)
 
 
-def _model_level(ctx: _Context) -> None:
-    from .limit import distance_to_limit
-    from .model_level import measure_latency, measure_throughput, model_level_specs
+def _sweep(
+    ctx: _Context, model: str, model_dir: Path, specs: Sequence[Any], phase: str, *,
+    batches: Sequence[int], latency_runs: int, latency_warmup: int,
+) -> dict[str, Any]:
+    """Latency over the plan's lengths and throughput over `batches` for one model's systems.
+
+    Lengths past the model's position table are left out (and said so); returns the statuses.
+    """
+    from .model_level import measure_latency, measure_throughput
 
     plan, report = ctx.plan, ctx.report
-    tokens, positions = _token_spec(ctx.model_dir)
+    tokens, positions = _token_spec(model_dir)
     lengths = [n for n in plan.latency_seq_lens if n <= positions]
     if len(lengths) < len(plan.latency_seq_lens):
         report.skipped_parts["latency beyond the position table"] = (
             f"lengths above {positions} tokens do not fit this model"
         )
+    with _fleet(ctx, specs, {"tokens": tokens}, phase) as fleet:
+        report.latency += measure_latency(fleet, model, lengths, runs=latency_runs,
+                                          warmup=latency_warmup, rounds=plan.rounds)
+        report.throughput += measure_throughput(
+            fleet, model, batches, seq_len=min(plan.throughput_seq_len, positions),
+            runs=plan.throughput_runs, warmup=plan.throughput_warmup, rounds=plan.rounds,
+        )
+        return fleet.statuses
+
+
+def _model_level(ctx: _Context) -> None:
+    from .limit import distance_to_limit
+    from .model_level import model_level_specs
+
+    plan, report = ctx.plan, ctx.report
     specs = model_level_specs(ctx.source_path or Path(), ctx.folders, torch_bf16=plan.torch_bf16)
     if ctx.source_path is None:
         specs = [s for s in specs if s.factory != "torch"]
     ctx.echo(f"Model level: {', '.join(s.label for s in specs)}")
     name = report.model["name"]
-    with _fleet(ctx, specs, {"tokens": tokens}, "model") as fleet:
-        report.latency += measure_latency(fleet, name, lengths, runs=plan.latency_runs,
-                                          warmup=plan.latency_warmup, rounds=plan.rounds)
-        report.throughput += measure_throughput(
-            fleet, name, plan.throughput_batches, seq_len=min(plan.throughput_seq_len, positions),
-            runs=plan.throughput_runs, warmup=plan.throughput_warmup, rounds=plan.rounds,
-        )
-        report.systems += fleet.statuses.values()
+    statuses = _sweep(ctx, name, ctx.model_dir, specs, "model", batches=plan.throughput_batches,
+                      latency_runs=plan.latency_runs, latency_warmup=plan.latency_warmup)
+    report.systems += statuses.values()
     _add_limit(ctx, name, ctx.folders.get("int8"), distance_to_limit)
 
 
@@ -266,7 +278,7 @@ def _end_to_end(ctx: _Context) -> None:
 def _scaling(ctx: _Context) -> None:
     from ..demo import demo_model_path
     from .limit import distance_to_limit
-    from .model_level import measure_latency, measure_throughput, model_level_specs
+    from .model_level import model_level_specs
     from .scaling import SHAPES, build_scaling_models
 
     plan, report = ctx.plan, ctx.report
@@ -276,24 +288,16 @@ def _scaling(ctx: _Context) -> None:
         source_dir, folders = build_scaling_models(
             ctx.work_dir, shape, demo_model_path(), samples=plan.scaling_samples, echo=ctx.echo
         )
-        tokens, positions = _token_spec(folders["int8"])
         specs = model_level_specs(source_dir, folders, torch_bf16=plan.torch_bf16)
-        with _fleet(ctx, specs, {"tokens": tokens}, f"scaling-{name}") as fleet:
-            report.latency += measure_latency(
-                fleet, shape.label, [n for n in plan.latency_seq_lens if n <= positions],
-                runs=plan.scaling_runs, warmup=2, rounds=plan.rounds,
-            )
-            report.throughput += measure_throughput(
-                fleet, shape.label, plan.scaling_batches,
-                seq_len=min(plan.throughput_seq_len, positions), runs=plan.throughput_runs,
-                warmup=plan.throughput_warmup, rounds=plan.rounds,
-            )
-            known = {(s.key, s.kind) for s in report.systems}
-            for status in fleet.statuses.values():
-                if (status.key, status.kind) not in known and status.status == "ok":
-                    report.systems.append(status)  # labels, threads and versions for the tables
-                if status.status != "ok":
-                    report.skipped_parts[f"{shape.label}: {status.label}"] = status.reason
+        statuses = _sweep(ctx, shape.label, folders["int8"], specs, f"scaling-{name}",
+                          batches=plan.scaling_batches, latency_runs=plan.scaling_runs,
+                          latency_warmup=2)
+        known = {(s.key, s.kind) for s in report.systems}
+        for status in statuses.values():
+            if (status.key, status.kind) not in known and status.status == "ok":
+                report.systems.append(status)  # labels, threads and versions for the tables
+            if status.status != "ok":
+                report.skipped_parts[f"{shape.label}: {status.label}"] = status.reason
         _add_limit(ctx, shape.label, folders["int8"], distance_to_limit)
 
 
@@ -340,6 +344,7 @@ def run_bench(
         vnni_ports: VNNI instructions issued per cycle per core, for the int8 peak without AMX.
         clock_ghz: override the CPU clock read from the OS, for the int8 peak.
     """
+    from ipex_embeddings.encoder import available_cores
     from ipex_embeddings.folder import check_model_folder
 
     from .hardware import collect_hardware, int8_peak
@@ -353,7 +358,7 @@ def run_bench(
         plan = dataclasses.replace(plan, rounds=rounds)
     if plan.rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {plan.rounds}.")
-    threads = threads or _default_threads()
+    threads = threads or available_cores()
     hardware = collect_hardware(threads, clock_ghz)
     report = BenchReport(
         mode="quick" if quick else "full",
