@@ -1,4 +1,4 @@
-"""Tokenize texts and group them into length-sorted, tightly padded batches."""
+"""Tokenize texts and group them into length-sorted batches padded to fixed width buckets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-__all__ = ["Batch", "TextTokenizer", "check_texts"]
+__all__ = ["Batch", "TextTokenizer", "bucket_rows", "bucket_widths", "check_texts"]
 
 
 def check_text(text: object, where: str, hint: str = "") -> None:
@@ -39,12 +39,46 @@ def check_texts(texts: object) -> list[str]:
     return items
 
 
+MIN_WIDTH = 16
+"""The narrowest padded width, in tokens."""
+
+
+def bucket_widths(max_seq_length: int) -> tuple[int, ...]:
+    """The fixed padded widths (tokens) every batch of a model is run at, narrowest first.
+
+    Steps of a quarter of the power of two below (at least 16 tokens): 16, 32, 48, ..., 128,
+    160, ..., 256, 320, ..., 512, 640, ..., and `max_seq_length` itself as the widest. Padding a
+    text to the next width wastes under a quarter of its length; the few fixed widths give the
+    CPU plugin few shapes to build kernels for, and each text is always computed at the same
+    width whatever its batch-mates, so its vector never depends on them.
+    """
+    widths = []
+    width = MIN_WIDTH
+    while width < max_seq_length:
+        widths.append(width)
+        width += max(MIN_WIDTH, (1 << (width.bit_length() - 1)) // 4)
+    widths.append(max_seq_length)
+    return tuple(widths)
+
+
+def bucket_rows(count: int, batch_size: int) -> int:
+    """The row count a batch of `count` texts is padded to: the next power of two, at most
+    `batch_size` (so a call compiles few shapes, and a short last batch wastes under half)."""
+    return min(batch_size, 1 << max(count - 1, 0).bit_length())
+
+
 @dataclass
 class Batch:
     """One padded batch: the model inputs and where its rows go in the output."""
 
     positions: np.ndarray
     inputs: dict[str, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, width) of the padded inputs: rows may exceed len(positions)."""
+        rows, width = self.inputs["attention_mask"].shape
+        return int(rows), int(width)
 
 
 class TextTokenizer:
@@ -56,6 +90,7 @@ class TextTokenizer:
         self._tokenizer.enable_truncation(max_seq_length)
         self.max_seq_length = max_seq_length
         self.input_names = tuple(input_names)
+        self.widths = bucket_widths(max_seq_length)
         padding = self._tokenizer.padding
         self.pad_id = padding["pad_id"] if padding else (self._tokenizer.token_to_id("[PAD]") or 0)
 
@@ -65,21 +100,47 @@ class TextTokenizer:
         truncated = [i for i, e in enumerate(encodings) if e.overflowing]
         return encodings, truncated
 
-    def batches(self, encodings: list[Encoding], batch_size: int) -> Iterator[Batch]:
-        """Yield batches of similar length (longest first), each padded to its own longest text."""
+    def plan(
+        self, encodings: list[Encoding], batch_size: int
+    ) -> list[tuple[np.ndarray, int, int]]:
+        """(positions, width, rows) of each batch: texts of one width bucket each, widest first.
+
+        A text's padded width depends only on its own length (`bucket_widths`), and a batch is
+        padded to a fixed row count (`bucket_rows`), never to what the other texts of the call
+        need: with the static shapes the encoder compiles, the same text always gets the same
+        vector. Within a bucket texts are sorted by length, longest first.
+        """
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        buckets = np.searchsorted(self.widths, lengths)
         order = np.argsort(-lengths, kind="stable")
-        for start in range(0, len(order), batch_size):
-            positions = order[start : start + batch_size]
-            width = int(lengths[positions[0]])
-            ids = np.full((len(positions), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(positions), width), dtype=np.int64)
-            types = np.zeros((len(positions), width), dtype=np.int64)
-            for row, index in enumerate(positions):
-                encoding = encodings[index]
-                n = len(encoding.ids)
-                ids[row, :n] = encoding.ids
-                mask[row, :n] = 1
-                types[row, :n] = encoding.type_ids
-            named = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            yield Batch(positions, {name: named[name] for name in self.input_names})
+        plan = []
+        for bucket in np.unique(buckets)[::-1]:
+            members = order[buckets[order] == bucket]
+            for start in range(0, len(members), batch_size):
+                positions = members[start : start + batch_size]
+                rows = bucket_rows(len(positions), batch_size)
+                plan.append((positions, self.widths[bucket], rows))
+        return plan
+
+    def batches(self, encodings: list[Encoding], batch_size: int) -> Iterator[Batch]:
+        """Yield the padded batches of `plan`, one at a time."""
+        for step in self.plan(encodings, batch_size):
+            yield self.pad(encodings, *step)
+
+    def pad(
+        self, encodings: list[Encoding], positions: np.ndarray, width: int, rows: int = 0
+    ) -> Batch:
+        """The batch of `encodings[positions]`, padded to `width` tokens and to `rows` rows
+        (at least one per position; extra rows repeat the last text and are not read)."""
+        texts = [encodings[i] for i in positions]
+        texts += texts[-1:] * (rows - len(texts))
+        ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        types = np.zeros((len(texts), width), dtype=np.int64)
+        for row, encoding in enumerate(texts):
+            n = len(encoding.ids)
+            ids[row, :n] = encoding.ids
+            mask[row, :n] = 1
+            types[row, :n] = encoding.type_ids
+        named = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return Batch(positions, {name: named[name] for name in self.input_names})

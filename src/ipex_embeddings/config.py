@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFolderError
+from .pooling import POOLING_MODES
 
 __all__ = ["CONFIG_NAME", "FORMAT_VERSION", "POOLING_MODES", "PRECISIONS", "ModelConfig"]
 
 CONFIG_NAME = "ipex_embeddings.json"
 FORMAT_VERSION = 1
-POOLING_MODES = ("cls", "mean")
 PRECISIONS = ("int8", "bf16", "fp32")
 INFERENCE_PRECISIONS = ("f32", "bf16")
 

@@ -18,6 +18,7 @@ from .batching import Batch, TextTokenizer, check_texts
 from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
+from .pooling import add_pooling
 
 __all__ = [
     "Encoder", "TruncationWarning", "available_cores", "default_compile_cache", "openvino_core",
@@ -62,14 +63,6 @@ def openvino_core() -> ov.Core:
         return _core
 
 
-def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
-    if pooling == "cls":
-        return hidden[:, 0].astype(np.float32, copy=True)
-    weights = mask[:, :, None].astype(np.float32)
-    summed = np.einsum("bsh,bsx->bh", hidden, weights, dtype=np.float32)
-    return summed / np.maximum(weights.sum(axis=1), 1e-9)
-
-
 def _normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -101,17 +94,20 @@ class Encoder:
             None if not compile_cache
             else default_compile_cache() if compile_cache is True else Path(compile_cache)
         )
-        self._model = openvino_core().read_model(folder / config.model_file)
+        # Pooling runs inside the graph: the compiled models return [rows, dimension] vectors.
+        self._model = add_pooling(
+            openvino_core().read_model(folder / config.model_file), config.pooling
+        )
         input_names = [port.get_any_name() for port in self._model.inputs]
         self._tokenizer = TextTokenizer(
             folder / "tokenizer.json", config.max_seq_length, input_names
         )
-        self._compiled: dict[int, ov.CompiledModel] = {}
+        self._compiled: dict[tuple[int, int, int], ov.CompiledModel] = {}
         self._compile_lock = threading.Lock()
-        self._idle_requests: dict[int, queue.SimpleQueue[ov.InferRequest]] = {}
-        self._compile(
-            1
-        )  # the latency model: one stream, every thread; compiled now, not on first use
+        self._idle_requests: dict[tuple[int, int, int], queue.SimpleQueue[ov.InferRequest]] = {}
+        # The narrowest single-text model (a typical query) is compiled now, not on first use,
+        # so that a broken folder fails here.
+        self._compile((1, 1, self.widths[0]))
 
     @classmethod
     def load(
@@ -158,16 +154,35 @@ class Encoder:
         """Longest input in tokens, prompt and special tokens included."""
         return self.config.max_seq_length
 
-    def compiled_model(self, streams: int = 1) -> ov.CompiledModel:
-        """The OpenVINO model `encode` runs: one stream for single-batch calls, more for many.
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The padded widths (tokens) inputs are run at; see `batching.bucket_widths`."""
+        return self._tokenizer.widths
 
-        For benchmarks and advanced use (token ids in, `last_hidden_state` out, no pooling).
+    def compiled_model(
+        self, streams: int = 1, width: int | None = None, rows: int = 1
+    ) -> ov.CompiledModel:
+        """The OpenVINO model `encode` runs for batches of `rows` texts padded to `width` tokens.
+
+        For benchmarks and advanced use: token ids in (`input_ids`, `attention_mask`, and
+        `token_type_ids` where the model has it; int64 [rows, width]), pooled float32
+        [rows, dimension] vectors out, not normalised. Every shape `encode` runs is static
+        (`batching.bucket_widths` x `batching.bucket_rows`): each is compiled on first use and
+        kept in the compile cache. `encode` uses one stream with every thread for a call that
+        fits in one batch, and `streams` (default: one per thread) otherwise. `width=None` gives
+        a model whose two dimensions are both free (not what `encode` runs).
         """
-        return self._compile(streams)
+        return self._compile((streams, rows, width) if width else (streams, 0, 0))
 
-    def _compile(self, streams: int) -> ov.CompiledModel:
+    def _compile(self, key: tuple[int, int, int]) -> ov.CompiledModel:
+        # key: (streams, rows, width); rows = width = 0 for a model with free dimensions
         with self._compile_lock:
-            if streams not in self._compiled:
+            if key not in self._compiled:
+                streams, rows, width = key
+                model = self._model
+                if width:
+                    model = model.clone()
+                    model.reshape({port.get_any_name(): [rows, width] for port in model.inputs})
                 properties = {
                     "INFERENCE_PRECISION_HINT": self.config.inference_precision,
                     "INFERENCE_NUM_THREADS": self.threads,
@@ -176,10 +191,8 @@ class Encoder:
                 }
                 if self._cache_dir is not None:
                     properties["CACHE_DIR"] = str(self._cache_dir)
-                self._compiled[streams] = openvino_core().compile_model(
-                    self._model, "CPU", properties
-                )
-            return self._compiled[streams]
+                self._compiled[key] = openvino_core().compile_model(model, "CPU", properties)
+            return self._compiled[key]
 
     def encode(
         self,
@@ -222,17 +235,16 @@ class Encoder:
                 stacklevel=2,
             )
         out = np.empty((len(items), self.dimension), dtype=np.float32)
-        batches = self._tokenizer.batches(encodings, batch_size)
-        n_batches = -(-len(items) // batch_size)
-        progress = _progress_bar(n_batches) if show_progress else None
-        if n_batches == 1:
-            self._run_one(next(batches), out)
-            if progress is not None:
-                progress.update(1)
-        elif n_batches > 1:
+        plan = self._tokenizer.plan(encodings, batch_size)
+        progress = _progress_bar(len(plan)) if show_progress else None
+        if len(plan) == 1:
+            self._run_one(self._tokenizer.pad(encodings, *plan[0]), out)
+        elif plan:
+            batches = (self._tokenizer.pad(encodings, *step) for step in plan)
             self._run_many(batches, out, progress)
         if progress is not None:
-            progress.close()
+            progress.update(len(plan) - progress.n)  # type: ignore[attr-defined]
+            progress.close()  # type: ignore[attr-defined]
         if self.config.normalize if normalize is None else normalize:
             out = _normalize(out)
         return out
@@ -245,61 +257,64 @@ class Encoder:
         """`encode(texts, kind="document", ...)`."""
         return self.encode(texts, "document", **kwargs)  # type: ignore[arg-type]
 
-    def _store(self, batch: Batch, hidden: np.ndarray, out: np.ndarray) -> None:
-        out[batch.positions] = _pool(hidden, batch.inputs["attention_mask"], self.config.pooling)
+    def _key(self, streams: int, batch: Batch) -> tuple[int, int, int]:
+        return (streams, *batch.shape)
 
-    def _take_requests(self, streams: int, count: int) -> list[ov.InferRequest]:
-        pool = self._idle_requests.setdefault(streams, queue.SimpleQueue())
-        taken = []
-        while len(taken) < count:
-            try:
-                taken.append(pool.get_nowait())
-            except queue.Empty:
-                taken.append(self._compile(streams).create_infer_request())
-        return taken
+    def _take_request(self, key: tuple[int, int, int]) -> ov.InferRequest:
+        pool = self._idle_requests.setdefault(key, queue.SimpleQueue())
+        try:
+            return pool.get_nowait()
+        except queue.Empty:
+            return self._compile(key).create_infer_request()
 
-    def _give_back(self, streams: int, requests: list[ov.InferRequest]) -> None:
-        for request in requests:
-            self._idle_requests[streams].put(request)
+    def _give_back(self, key: tuple[int, int, int], request: ov.InferRequest) -> None:
+        self._idle_requests[key].put(request)
 
     def _run_one(self, batch: Batch, out: np.ndarray) -> None:
-        (request,) = self._take_requests(1, 1)
+        key = self._key(1, batch)
+        request = self._take_request(key)
         try:
             request.infer(batch.inputs)
-            self._store(batch, request.get_output_tensor(0).data, out)
+            out[batch.positions] = request.get_output_tensor(0).data[: len(batch.positions)]
         finally:
-            self._give_back(1, [request])
+            self._give_back(key, request)
 
     def _run_many(self, batches: Iterable[Batch], out: np.ndarray, progress: object) -> None:
-        # Round-robin over a few requests; results are pooled here, in the calling thread, while
-        # the other requests run, so padding and pooling overlap inference with no callbacks.
+        # Round-robin over a few requests; each batch's vectors are stored here, in the calling
+        # thread, while the other requests run, so padding overlaps inference with no callbacks.
         streams = self.streams or self.threads
-        compiled = self._compile(streams)
-        jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1
-        requests = self._take_requests(streams, jobs)
-        running: list[Batch | None] = [None] * jobs
+        jobs = streams + 1  # one request per stream, and one more being filled meanwhile
+        running: list[tuple[ov.InferRequest, tuple[int, int, int], Batch] | None] = [None] * jobs
         try:
             for index, batch in enumerate(batches):
                 slot = index % jobs
-                self._finish(requests[slot], running[slot], out, progress)
-                requests[slot].start_async(batch.inputs)
-                running[slot] = batch
+                self._finish(running[slot], out, progress)
+                running[slot] = None
+                key = self._key(streams, batch)
+                request = self._take_request(key)
+                running[slot] = (request, key, batch)
+                request.start_async(batch.inputs)
             for slot in range(jobs):
-                self._finish(requests[slot], running[slot], out, progress)
+                self._finish(running[slot], out, progress)
                 running[slot] = None
         finally:
-            for request, batch in zip(requests, running):
-                if batch is not None:
-                    request.wait()
-            self._give_back(streams, requests)
+            for job in running:
+                if job is not None:
+                    job[0].wait()
+                    self._give_back(job[1], job[0])
 
     def _finish(
-        self, request: ov.InferRequest, batch: Batch | None, out: np.ndarray, progress: object
+        self,
+        job: tuple[ov.InferRequest, tuple[int, int, int], Batch] | None,
+        out: np.ndarray,
+        progress: object,
     ) -> None:
-        if batch is None:
+        if job is None:
             return
+        request, key, batch = job
         request.wait()
-        self._store(batch, request.get_output_tensor(0).data, out)
+        out[batch.positions] = request.get_output_tensor(0).data[: len(batch.positions)]
+        self._give_back(key, request)
         if progress is not None:
             progress.update(1)  # type: ignore[attr-defined]
 
