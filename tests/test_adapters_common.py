@@ -81,6 +81,17 @@ def test_every_adapter_takes_every_load_option() -> None:
     assert IPEXRerankCompressor.model_fields["embeddings"].annotation is IPEXEmbeddings
 
 
+@pytest.mark.parametrize(("adapter", "field"), [
+    (IPEXEmbeddings, "query_prompt"), (IPEXEmbeddings, "document_prompt"),
+    (IPEXEmbedding, "query_instruction"), (IPEXRerank, "text_instruction"),
+])
+def test_a_prompt_that_is_not_valid_text_is_refused_by_name(adapter: type, field: str) -> None:
+    name = "model_name" if adapter is not IPEXRerank else "model"
+    # Refused before any loading (the model does not exist): not blamed on texts[0] later.
+    with pytest.raises(ValueError, match=f"{field} is not valid text.*lone surrogate"):
+        adapter(**{name: "no/such-model", field: BROKEN})
+
+
 def test_load_options_reach_the_encoder(demo_int8_dir: Path, tmp_path: Path) -> None:
     def options(name: str) -> dict[str, Any]:
         return {"threads": 1, "streams": 1, "compile_cache": str(tmp_path / name)}

@@ -6,11 +6,13 @@ Adapter-only: it needs pydantic, which both frameworks bring and the core runtim
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
+from .batching import first_invalid_text
 from .encoder import Encoder
+from .errors import InvalidTextError
 from .load_options import LOAD_OPTIONS, load_kwargs
 
 __all__ = ["load_encoder", "load_options_model"]
@@ -32,10 +34,23 @@ def load_options_model(name: str, rename: Mapping[str, str] | None = None) -> ty
             repr=not option.secret,
             exclude=option.secret,
         )
-        fields[rename.get(option.name, option.name)] = (option.annotation, field)
+        name = rename.get(option.name, option.name)
+        annotation = option.annotation
+        if option.text:  # else a bad prompt would be blamed on the first text it is put before
+            annotation = Annotated[annotation, AfterValidator(_valid_text(name))]
+        fields[name] = (annotation, field)
     model = create_model(name, __base__=BaseModel, **fields)
     model.__doc__ = "The options of `Encoder.load`, as fields (see ipex_embeddings.load_options)."
     return model
+
+
+def _valid_text(name: str) -> Any:
+    def check(value: str | None) -> str | None:
+        if value is not None and first_invalid_text([value]) is not None:
+            raise InvalidTextError(name, value)
+        return value
+
+    return check
 
 
 def load_encoder(

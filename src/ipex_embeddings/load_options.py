@@ -32,6 +32,8 @@ class LoadOption:
     """When given, it must be greater than 0."""
     secret: bool = False
     """Kept out of the adapter's repr and serialisation (a token)."""
+    text: bool = False
+    """Text put before inputs (a prompt): must be valid UTF-8, like every text."""
 
 
 LOAD_OPTIONS: tuple[LoadOption, ...] = (
@@ -50,11 +52,12 @@ LOAD_OPTIONS: tuple[LoadOption, ...] = (
     ),
     LoadOption(
         "query_prompt", str | None, None,
-        "Text put before every query; None keeps the model's own query prompt.",
+        "Text put before every query; None keeps the model's own query prompt.", text=True,
     ),
     LoadOption(
         "document_prompt", str | None, None,
         "Text put before every document; None keeps the model's own document prompt.",
+        text=True,
     ),
     LoadOption(
         "revision", str | None, None,

@@ -129,10 +129,8 @@ def rerank(
     try:
         cosines = cosine_scores(encoder, query, texts, batch_size=batch_size, truncation=truncation)
     except InvalidTextError:
-        bad = first_invalid_text(texts)
-        if bad is None:  # the query (or a prompt): already named as well as it can be
-            raise
-        raise InvalidTextError(where.format(i=bad), texts[bad]) from None
+        _raise_for_bad_text(texts, where)
+        raise  # the query (or a prompt): already named as well as it can be
     scores = reciprocal_rank_fusion(cosines, given) if fusion == "rrf" else cosines
     ranked = []
     for i in np.argsort(-scores, kind="stable")[:top_n]:
@@ -141,3 +139,10 @@ def rerank(
             metadata[RETRIEVAL_KEY] = given[i]
         ranked.append(RankedText(int(i), float(scores[i]), metadata))
     return ranked
+
+
+def _raise_for_bad_text(texts: list[str], where: str) -> None:
+    """Name the first text holding a lone surrogate by `where` (the core counts the query in)."""
+    bad = first_invalid_text(texts)
+    if bad is not None:
+        raise InvalidTextError(where.format(i=bad), texts[bad]) from None
