@@ -275,7 +275,8 @@ def test_no_fusion_is_the_default_and_ranks_by_cosine_only(
     kept = reranker.postprocess_nodes(_graded_nodes([1.0, 2.0, 3.0, 4.0]), query_str=QUERY)
     assert [n.node.node_id for n in kept] == ["g0", "g1", "g2", "g3"]
     np.testing.assert_allclose([n.score for n in kept], cosines, atol=1e-5)
-    assert all("cosine_score" not in n.node.metadata for n in kept)
+    # The cosine is always kept (README), here equal to the score.
+    assert [n.node.metadata["cosine_score"] for n in kept] == [n.score for n in kept]
     with pytest.raises(ValidationError, match="fusion"):
         IPEXRerank(model=str(demo_int8_dir), fusion="weighted")
 

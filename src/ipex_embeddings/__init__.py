@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from .config import CONFIG_NAME, ModelConfig
 from .encoder import Encoder, TruncationWarning
-from .errors import ModelFolderError, TruncationError, UnsafeModelError
+from .errors import InvalidTextError, ModelFolderError, TruncationError, UnsafeModelError
 
 __all__ = [
     "CONFIG_NAME",
     "Encoder",
+    "InvalidTextError",
     "ModelConfig",
     "ModelFolderError",
     "TruncationError",

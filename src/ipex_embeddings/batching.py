@@ -9,15 +9,40 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-__all__ = ["Batch", "TextTokenizer", "bucket_rows", "bucket_widths", "check_texts"]
+from .errors import InvalidTextError
+
+__all__ = [
+    "Batch", "TextTokenizer", "bucket_rows", "bucket_widths", "check_text", "check_texts",
+    "first_invalid_text",
+]
 
 
 def check_text(text: object, where: str, hint: str = "") -> None:
-    """Raise a TypeError naming `where` unless `text` is one string (`hint`: how to embed many)."""
+    """Check one text given to `where` (`hint`: how to embed many instead).
+
+    Raises:
+        TypeError: `text` is not a str.
+        InvalidTextError: `text` holds a lone surrogate, so it is not valid UTF-8.
+    """
     if not isinstance(text, str):
         raise TypeError(
             f"{where} takes one string, got {type(text).__name__}; pass the text as a str{hint}."
         )
+    if first_invalid_text([text]) is not None:
+        raise InvalidTextError(f"the text given to {where}", text)
+
+
+def first_invalid_text(texts: Sequence[str]) -> int | None:
+    """Index of the first text that cannot be encoded as UTF-8 (a lone surrogate), else None.
+
+    Only called once something failed, or for one text: the batch path pays nothing for it.
+    """
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return i
+    return None
 
 
 def check_texts(texts: object) -> list[str]:
@@ -95,8 +120,20 @@ class TextTokenizer:
         self.pad_id = padding["pad_id"] if padding else (self._tokenizer.token_to_id("[PAD]") or 0)
 
     def tokenize(self, texts: list[str]) -> tuple[list[Encoding], list[int]]:
-        """Encodings of `texts` and the indices of those that had to be truncated."""
-        encodings = self._tokenizer.encode_batch(texts) if texts else []
+        """Encodings of `texts` and the indices of those that had to be truncated.
+
+        Raises:
+            InvalidTextError: naming `texts[i]`, the first text holding a lone surrogate, which
+                the tokenizer cannot read (it would raise a TypeError naming no text).
+        """
+        try:
+            encodings = self._tokenizer.encode_batch(texts) if texts else []
+        except TypeError:
+            # Found only after the tokenizer fails, so valid batches pay nothing for the check.
+            bad = first_invalid_text(texts)
+            if bad is None:
+                raise
+            raise InvalidTextError(f"texts[{bad}]", texts[bad]) from None
         truncated = [i for i, e in enumerate(encodings) if e.overflowing]
         return encodings, truncated
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelFolderError", "TruncationError", "UnsafeModelError"]
+__all__ = ["InvalidTextError", "ModelFolderError", "TruncationError", "UnsafeModelError"]
 
 
 class ModelFolderError(ValueError):
@@ -24,4 +24,28 @@ class TruncationError(ValueError):
             f"{len(indices)} text(s) exceed max_seq_length={max_seq_length} tokens "
             f"(indices: {shown}). Split them into shorter chunks, or pass "
             'truncation="warn" to embed only their first tokens.'
+        )
+
+
+
+class InvalidTextError(ValueError):
+    """A text is a str but not valid Unicode: it holds a lone surrogate (as PDF extraction leaves).
+
+    Such a string cannot be encoded as UTF-8, so no tokenizer can read it. `where` names the text
+    (e.g. "texts[3]"); the message quotes the surrogate with the characters around it.
+    """
+
+    def __init__(self, where: str, text: str) -> None:
+        self.where = where
+        try:
+            text.encode("utf-8")
+            position = 0
+        except UnicodeEncodeError as err:
+            position = err.start
+        context = text[max(0, position - 20) : position + 20]
+        super().__init__(
+            f"{where} is not valid text: it holds a lone surrogate {text[position:position + 1]!r} "
+            f"(in {context!r}), which cannot be encoded as UTF-8; nothing was embedded. Clean "
+            'the text first, e.g. text.encode("utf-16", "surrogatepass").decode("utf-16", '
+            '"replace"), which rejoins split surrogate pairs and replaces lone ones with "\\ufffd".'
         )

@@ -16,22 +16,31 @@ try:
     from langchain_core.callbacks import Callbacks
     from langchain_core.documents import BaseDocumentCompressor, Document
     from langchain_core.embeddings import Embeddings
-    from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+    from pydantic import ConfigDict, Field, PrivateAttr
 except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "ipex_embeddings.langchain needs langchain-core, which is not installed. "
         'Install it with: pip install "ipex-embeddings[langchain]"'
     ) from err
 
+from .adapter_fields import load_encoder, load_options_model
 from .batching import check_text
 from .encoder import Encoder
-from .ranking import Fusion, cosine_scores, reciprocal_rank_fusion
+from .ranking import Fusion, rerank
 
 __all__ = ["IPEXEmbeddings", "IPEXRerankCompressor"]
 
+RELEVANCE_KEY = "relevance_score"
 
-class IPEXEmbeddings(BaseModel, Embeddings):
+LoadOptions = load_options_model("LoadOptions")
+
+
+class IPEXEmbeddings(LoadOptions, Embeddings):  # type: ignore[misc, valid-type]
     """Int8 OpenVINO text embeddings for LangChain.
+
+    Takes every option of `Encoder.load` as a field (threads, streams, compile_cache,
+    query_prompt, document_prompt, and for a Hub repo revision, cache_dir, token), besides the
+    encoding options below.
 
     Example:
         ```python
@@ -48,14 +57,6 @@ class IPEXEmbeddings(BaseModel, Embeddings):
     """Texts per inference call (texts are length-sorted and padded per batch)."""
     normalize: bool | None = None
     """L2-normalise the vectors; None keeps the model's own setting."""
-    query_prompt: str | None = None
-    """Text put before every query; None keeps the model's own prompt."""
-    document_prompt: str | None = None
-    """Text put before every document; None keeps the model's own prompt."""
-    threads: int | None = Field(default=None, gt=0)
-    """CPU threads for inference; None uses every core this process may use."""
-    streams: int | None = Field(default=None, gt=0)
-    """Parallel inference streams for multi-batch calls; None means one per core."""
     show_progress: bool = False
     """Show a progress bar over batches."""
     truncation: Literal["warn", "error"] = "warn"
@@ -68,13 +69,7 @@ class IPEXEmbeddings(BaseModel, Embeddings):
     def __init__(self, **kwargs: Any) -> None:
         """Load the model now, so a bad path or an incomplete folder fails here, not on use."""
         super().__init__(**kwargs)
-        self._encoder = Encoder.load(
-            self.model_name,
-            threads=self.threads,
-            streams=self.streams,
-            query_prompt=self.query_prompt,
-            document_prompt=self.document_prompt,
-        )
+        self._encoder = load_encoder(self.model_name, self)
 
     @property
     def encoder(self) -> Encoder:
@@ -117,8 +112,11 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
     similarity. With `fusion="none"` the documents are sorted by that cosine; with `fusion="rrf"`
     by the reciprocal rank fusion (k=60) of the cosine ranking and the first stage's ranking (the
     order the documents arrive in, or the metadata score named by `first_stage_score_key`). The
-    sorting score is stored in `metadata["relevance_score"]`, and with "rrf" the cosine in
-    `metadata["cosine_score"]`.
+    ranking is `ipex_embeddings.ranking.rerank`, the same as LlamaIndex's `IPEXRerank`.
+
+    Returns new Documents (the inputs are never changed) whose metadata adds the sorting score
+    in `metadata["relevance_score"]`, the cosine in `metadata["cosine_score"]`, and with
+    `keep_retrieval_score=True` the first-stage score in `metadata["retrieval_score"]`.
 
     Example:
         ```python
@@ -136,7 +134,9 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
     fusion: Fusion = "none"
     """Ranking: "none" by cosine only; "rrf" fuses it with the first stage's (use after BM25)."""
     first_stage_score_key: str | None = None
-    """With "rrf": metadata key of the first-stage score (higher is better); None: input order."""
+    """Metadata key of the first-stage score (higher is better); None: the input order."""
+    keep_retrieval_score: bool = False
+    """Keep the first-stage score (None without `first_stage_score_key`) in metadata."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -146,31 +146,32 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """The `top_n` best documents for `query`, best first, scored in metadata."""
+        """The `top_n` best documents for `query`, best first, as new Documents.
+
+        Raises:
+            TypeError: `query` is not a str, or a first-stage score is not a number.
+            InvalidTextError: the query or `documents[i].page_content` holds a lone surrogate.
+        """
         check_text(query, "compress_documents(query=...)")
         if not documents:
             return []
-        cosines = cosine_scores(
+        ranked = rerank(
             self.embeddings.encoder,
             query,
             [doc.page_content for doc in documents],
+            self._first_stage_scores(documents),
+            top_n=self.top_n,
+            fusion=self.fusion,
+            keep_retrieval_score=self.keep_retrieval_score,
             batch_size=self.embeddings.batch_size,
             truncation=self.embeddings.truncation,
+            where="documents[{i}].page_content",
         )
-        scores = cosines
-        if self.fusion == "rrf":
-            scores = reciprocal_rank_fusion(cosines, self._first_stage_scores(documents))
-        order = np.argsort(-scores, kind="stable")[: self.top_n]
         kept = []
-        for i in order:
-            metadata = {**documents[i].metadata, "relevance_score": float(scores[i])}
-            if self.fusion == "rrf":
-                metadata["cosine_score"] = float(cosines[i])
-            kept.append(
-                Document(
-                    page_content=documents[i].page_content, metadata=metadata, id=documents[i].id
-                )
-            )
+        for item in ranked:
+            doc = documents[item.index]
+            metadata = {**doc.metadata, RELEVANCE_KEY: item.score, **item.metadata}
+            kept.append(Document(page_content=doc.page_content, metadata=metadata, id=doc.id))
         return kept
 
     def _first_stage_scores(self, documents: Sequence[Document]) -> list[float | None]:

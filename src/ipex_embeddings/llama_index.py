@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-import numpy as np
-
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
     from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
@@ -26,19 +24,29 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[llama-index]"'
     ) from err
 
-from .batching import check_text
+from .adapter_fields import load_encoder, load_options_model
+from .batching import check_text, check_texts, first_invalid_text
 from .encoder import Encoder
-from .ranking import Fusion, cosine_scores, reciprocal_rank_fusion
+from .errors import InvalidTextError
+from .ranking import Fusion, rerank
 
 __all__ = ["IPEXEmbedding", "IPEXRerank"]
 
 LIST_HINT = " (get_text_embedding_batch embeds a list)"
+# LlamaIndex's own names for the prompts (as in its HuggingFaceEmbedding).
+RENAME = {"query_prompt": "query_instruction", "document_prompt": "text_instruction"}
 
 dispatcher = get_dispatcher(__name__)
 
+LoadOptions = load_options_model("LoadOptions", RENAME)
 
-class IPEXEmbedding(BaseEmbedding):
+
+class IPEXEmbedding(BaseEmbedding, LoadOptions):  # type: ignore[misc, valid-type]
     """Int8 OpenVINO text embeddings for LlamaIndex.
+
+    Takes every option of `Encoder.load` as a field (threads, streams, compile_cache,
+    query_instruction and text_instruction for the prompts, and for a Hub repo revision,
+    cache_dir, token), besides the encoding options below.
 
     Example:
         ```python
@@ -54,19 +62,6 @@ class IPEXEmbedding(BaseEmbedding):
     )
     normalize: bool | None = Field(
         default=None, description="L2-normalise the vectors; None keeps the model's setting."
-    )
-    query_instruction: str | None = Field(
-        default=None, description="Text put before queries; None keeps the model's query prompt."
-    )
-    text_instruction: str | None = Field(
-        default=None,
-        description="Text put before documents; None keeps the model's document prompt.",
-    )
-    threads: int | None = Field(
-        default=None, gt=0, description="CPU threads for inference; None uses every core."
-    )
-    streams: int | None = Field(
-        default=None, gt=0, description="Parallel inference streams; None means one per core."
     )
     truncation: Literal["warn", "error"] = Field(
         default="warn",
@@ -87,13 +82,7 @@ class IPEXEmbedding(BaseEmbedding):
             **kwargs: the fields above and BaseEmbedding's (callback_manager, num_workers, ...).
         """
         super().__init__(model_name=model_name, **kwargs)
-        self._encoder = Encoder.load(
-            model_name,
-            threads=self.threads,
-            streams=self.streams,
-            query_prompt=self.query_instruction,
-            document_prompt=self.text_instruction,
-        )
+        self._encoder = load_encoder(model_name, self, RENAME)
 
     @classmethod
     def class_name(cls) -> str:
@@ -125,6 +114,31 @@ class IPEXEmbedding(BaseEmbedding):
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._encode(texts, "document")
 
+    def get_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """Embed `texts` in core calls of `embed_batch_size`, as BaseEmbedding does.
+
+        Raises:
+            TypeError: `texts[i]` is not a str (i counts from the start of `texts`).
+            InvalidTextError: `texts[i]` holds a lone surrogate; nothing is returned.
+        """
+        try:
+            return super().get_text_embedding_batch(texts, show_progress, **kwargs)
+        except (TypeError, InvalidTextError):
+            _name_the_bad_text(texts)
+            raise
+
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """`get_text_embedding_batch` off the event loop (worker threads), same errors."""
+        try:
+            return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
+        except (TypeError, InvalidTextError):
+            _name_the_bad_text(texts)
+            raise
+
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
 
@@ -135,14 +149,28 @@ class IPEXEmbedding(BaseEmbedding):
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
 
-class IPEXRerank(BaseNodePostprocessor):
+def _name_the_bad_text(texts: list[str]) -> None:
+    """Re-raise a batch's error with the index in the whole list (batches count from 0)."""
+    check_texts(texts)
+    bad = first_invalid_text(texts)
+    if bad is not None:
+        raise InvalidTextError(f"texts[{bad}]", texts[bad]) from None
+
+
+class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, valid-type]
     """Rerank nodes by bi-encoder cosine similarity to the query and keep the `top_n` best.
 
     The query (with the model's query prompt) and the nodes' contents (with its document prompt)
     are embedded in batched core calls. With `fusion="none"` each node's score becomes its cosine
     similarity; with `fusion="rrf"` it becomes the reciprocal rank fusion (k=60) of the cosine
-    ranking and the first stage's ranking (by `node.score`), and the cosine is kept in
-    `node.metadata["cosine_score"]`.
+    ranking and the first stage's ranking (by `node.score`). The ranking is
+    `ipex_embeddings.ranking.rerank`, the same as LangChain's `IPEXRerankCompressor`.
+
+    Returns new NodeWithScore objects around copies of the nodes: the input nodes and the stored
+    nodes are never changed. Each copy's metadata holds the cosine in `metadata["cosine_score"]`,
+    and with `keep_retrieval_score=True` the first-stage score in `metadata["retrieval_score"]`;
+    both are kept out of the embedded and the LLM's text. Takes every option of `Encoder.load`
+    as a field, as `IPEXEmbedding` does.
 
     Example:
         ```python
@@ -163,9 +191,6 @@ class IPEXRerank(BaseNodePostprocessor):
         description='Keep the first-stage score in node.metadata["retrieval_score"].',
     )
     batch_size: int = Field(default=32, gt=0, description="Texts per inference call.")
-    threads: int | None = Field(
-        default=None, gt=0, description="CPU threads for inference; None uses every core."
-    )
     truncation: Literal["warn", "error"] = Field(
         default="warn",
         description='Texts over the model\'s limit: "warn" scores their first tokens, '
@@ -179,7 +204,7 @@ class IPEXRerank(BaseNodePostprocessor):
     def __init__(self, model: str, **kwargs: Any) -> None:
         """Load the model now, so a bad path or an incomplete folder fails here, not on use."""
         super().__init__(model=model, **kwargs)
-        self._encoder = Encoder.load(model, threads=self.threads)
+        self._encoder = load_encoder(model, self, RENAME)
 
     @classmethod
     def class_name(cls) -> str:
@@ -208,6 +233,7 @@ class IPEXRerank(BaseNodePostprocessor):
         if not nodes:
             dispatcher.event(ReRankEndEvent(nodes=[]))
             return []
+        check_text(query_bundle.query_str, "IPEXRerank (the query)")
         texts = [node.node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
         with self.callback_manager.event(
             CBEventType.RERANKING,
@@ -218,31 +244,41 @@ class IPEXRerank(BaseNodePostprocessor):
                 EventPayload.TOP_K: self.top_n,
             },
         ) as event:
-            cosines = cosine_scores(
+            ranked = rerank(
                 self._encoder,
                 query_bundle.query_str,
                 texts,
+                [node.score for node in nodes],
+                top_n=self.top_n,
+                fusion=self.fusion,
+                keep_retrieval_score=self.keep_retrieval_score,
                 batch_size=self.batch_size,
                 truncation=self.truncation,
+                where="nodes[{i}]",
             )
-            scores = cosines
-            if self.fusion == "rrf":
-                scores = reciprocal_rank_fusion(cosines, [node.score for node in nodes])
-            for node, score, cosine in zip(nodes, scores, cosines):
-                if self.keep_retrieval_score:
-                    _set_score_metadata(node, "retrieval_score", node.score)
-                if self.fusion == "rrf":
-                    _set_score_metadata(node, "cosine_score", float(cosine))
-                node.score = float(score)
-            order = np.argsort(-scores, kind="stable")[: self.top_n]
-            reranked = [nodes[i] for i in order]
+            reranked = [_scored_copy(nodes[r.index], r.score, r.metadata) for r in ranked]
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
 
 
-def _set_score_metadata(node: NodeWithScore, key: str, value: float | None) -> None:
-    node.node.metadata[key] = value
-    # Not part of the embedded text: a later rerank of the same node must score the same.
-    if key not in node.node.excluded_embed_metadata_keys:
-        node.node.excluded_embed_metadata_keys.append(key)
+def _scored_copy(
+    node: NodeWithScore, score: float, scores: dict[str, float | None]
+) -> NodeWithScore:
+    """A new NodeWithScore around a copy of `node.node` with `scores` added to its metadata.
+
+    The copy gets its own metadata and exclusion lists, so the input node (and the stored node
+    it may be) keeps its own; the scores stay out of the embedded text (a second rerank of the
+    copy scores the same) and out of the LLM's context.
+    """
+    inner = node.node
+    update = {
+        "metadata": {**inner.metadata, **scores},
+        "excluded_embed_metadata_keys": _with(inner.excluded_embed_metadata_keys, scores),
+        "excluded_llm_metadata_keys": _with(inner.excluded_llm_metadata_keys, scores),
+    }
+    return NodeWithScore(node=inner.model_copy(update=update), score=score)
+
+
+def _with(keys: list[str], added: dict[str, object]) -> list[str]:
+    return [*keys, *(key for key in added if key not in keys)]

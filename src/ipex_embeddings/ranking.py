@@ -1,18 +1,33 @@
-"""Scoring retrieved texts against a query: bi-encoder cosine, optionally fused with the
-first stage's ranking (reciprocal rank fusion), for the rerankers of both adapters."""
+"""Reranking retrieved texts against a query, for the rerankers of both adapters.
+
+Bi-encoder cosine, optionally fused with the first stage's ranking (reciprocal rank fusion);
+`rerank` does the scoring, fusing, ordering, `top_n` cut and the metadata the rerankers add, so
+LangChain's `IPEXRerankCompressor` and LlamaIndex's `IPEXRerank` rank alike by construction.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from .batching import first_invalid_text
 from .encoder import Encoder, Truncation
+from .errors import InvalidTextError
 
-__all__ = ["Fusion", "RRF_K", "cosine_scores", "reciprocal_rank_fusion"]
+__all__ = [
+    "COSINE_KEY", "FUSIONS", "Fusion", "RETRIEVAL_KEY", "RRF_K", "RankedText", "cosine_scores",
+    "reciprocal_rank_fusion", "rerank",
+]
 
 Fusion = Literal["none", "rrf"]
+FUSIONS = ("none", "rrf")
+COSINE_KEY = "cosine_score"
+"""Metadata key of the cosine to the query; the rerankers always set it."""
+RETRIEVAL_KEY = "retrieval_score"
+"""Metadata key of the first stage's score, set with keep_retrieval_score=True (None if none)."""
 RRF_K = 60  # the constant of Cormack et al. (2009), used as is: nothing is tuned on test data
 
 
@@ -52,3 +67,82 @@ def reciprocal_rank_fusion(
     )
     first = _ranks(given)
     return 1.0 / (k + _ranks(np.asarray(dense_scores, dtype=np.float64))) + 1.0 / (k + first)
+
+
+@dataclass(frozen=True)
+class RankedText:
+    """One candidate kept by `rerank`."""
+
+    index: int
+    """Its position in the candidates passed in."""
+    score: float
+    """The sorting score: the cosine (fusion="none") or the RRF value (fusion="rrf")."""
+    metadata: dict[str, float | None]
+    """What the rerankers add to its metadata: COSINE_KEY, and RETRIEVAL_KEY if asked."""
+
+
+def rerank(
+    encoder: Encoder,
+    query: str,
+    texts: list[str],
+    first_stage_scores: Sequence[float | None] | None = None,
+    *,
+    top_n: int,
+    fusion: Fusion = "none",
+    keep_retrieval_score: bool = False,
+    batch_size: int = 32,
+    truncation: Truncation = "warn",
+    where: str = "texts[{i}]",
+) -> list[RankedText]:
+    """Score `texts` against `query`, order them best first and keep the `top_n` best.
+
+    Args:
+        encoder: embeds the query (query prompt) and the texts (document prompt).
+        query, texts: the query and the candidates' contents.
+        first_stage_scores: one per text, higher is better, None where a text has none (ranked
+            after the scored ones, in input order); None for all: the input order is the first
+            stage's ranking.
+        fusion: "none" sorts by cosine; "rrf" by reciprocal rank fusion (k=60) of the cosine
+            ranking and the first stage's.
+        keep_retrieval_score: also put the first-stage score in metadata[RETRIEVAL_KEY].
+        where: how the errors name a text, with `{i}` for its index (e.g. "nodes[{i}]").
+
+    Returns:
+        At most `top_n` RankedText, best first; ties keep their input order.
+
+    Raises:
+        ValueError: an unknown `fusion`, `top_n` < 1, or not one first-stage score per text.
+        InvalidTextError: a text holds a lone surrogate; names it by `where`.
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion={fusion!r} is not supported; use one of {FUSIONS}.")
+    if top_n < 1:
+        raise ValueError(f"top_n must be at least 1, got {top_n}.")
+    if not texts:
+        return []
+    given = [None] * len(texts) if first_stage_scores is None else list(first_stage_scores)
+    if len(given) != len(texts):
+        raise ValueError(
+            f"{len(given)} first-stage scores for {len(texts)} texts; give one per text "
+            "(None where a text has none), or None for all."
+        )
+    try:
+        cosines = cosine_scores(encoder, query, texts, batch_size=batch_size, truncation=truncation)
+    except InvalidTextError:
+        _raise_for_bad_text(texts, where)
+        raise  # the query (or a prompt): already named as well as it can be
+    scores = reciprocal_rank_fusion(cosines, given) if fusion == "rrf" else cosines
+    ranked = []
+    for i in np.argsort(-scores, kind="stable")[:top_n]:
+        metadata: dict[str, float | None] = {COSINE_KEY: float(cosines[i])}
+        if keep_retrieval_score:
+            metadata[RETRIEVAL_KEY] = given[i]
+        ranked.append(RankedText(int(i), float(scores[i]), metadata))
+    return ranked
+
+
+def _raise_for_bad_text(texts: list[str], where: str) -> None:
+    """Name the first text holding a lone surrogate by `where` (the core counts the query in)."""
+    bad = first_invalid_text(texts)
+    if bad is not None:
+        raise InvalidTextError(where.format(i=bad), texts[bad]) from None

@@ -1,0 +1,60 @@
+"""`Encoder.load`'s options as pydantic fields, for the LangChain and LlamaIndex adapters.
+
+Adapter-only: it needs pydantic, which both frameworks bring and the core runtime does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, create_model
+
+from .batching import first_invalid_text
+from .encoder import Encoder
+from .errors import InvalidTextError
+from .load_options import LOAD_OPTIONS, load_kwargs
+
+__all__ = ["load_encoder", "load_options_model"]
+
+
+def load_options_model(name: str, rename: Mapping[str, str] | None = None) -> type[BaseModel]:
+    """A pydantic base class with one field per option of `LOAD_OPTIONS`.
+
+    An adapter class inherits it, so it takes every option of `Encoder.load`, typed and
+    documented, with the core's defaults. `rename` maps an option to the adapter's field name.
+    """
+    rename = rename or {}
+    fields: dict[str, Any] = {}
+    for option in LOAD_OPTIONS:
+        field = Field(
+            default=option.default,
+            description=option.doc,
+            gt=0 if option.positive else None,
+            repr=not option.secret,
+            exclude=option.secret,
+        )
+        name = rename.get(option.name, option.name)
+        annotation = option.annotation
+        if option.text:  # else a bad prompt would be blamed on the first text it is put before
+            annotation = Annotated[annotation, AfterValidator(_valid_text(name))]
+        fields[name] = (annotation, field)
+    model = create_model(name, __base__=BaseModel, **fields)
+    model.__doc__ = "The options of `Encoder.load`, as fields (see ipex_embeddings.load_options)."
+    return model
+
+
+def _valid_text(name: str) -> Any:
+    def check(value: str | None) -> str | None:
+        if value is not None and first_invalid_text([value]) is not None:
+            raise InvalidTextError(name, value)
+        return value
+
+    return check
+
+
+def load_encoder(
+    model_name: str, adapter: BaseModel, rename: Mapping[str, str] | None = None
+) -> Encoder:
+    """`Encoder.load(model_name, ...)` with every load option taken from `adapter`'s fields."""
+    return Encoder.load(model_name, **load_kwargs(lambda name: getattr(adapter, name), rename))
