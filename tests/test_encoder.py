@@ -345,3 +345,10 @@ def test_second_real_checkpoint_int8(tmp_path: Path) -> None:
     vectors = Encoder.load(tmp_path / "sre-int8").encode(texts)
     reference = torch_reference(source_dir, texts, "mean", 256)
     assert (vectors * reference).sum(axis=1).mean() >= 0.99
+
+
+def test_a_prompt_that_is_not_valid_text_is_named_at_load(demo_int8_dir: Path) -> None:
+    from ipex_embeddings import InvalidTextError
+
+    with pytest.raises(InvalidTextError, match=r"query prompt \(query_prompt\)"):
+        Encoder.load(demo_int8_dir, query_prompt="query: \ud835 ")

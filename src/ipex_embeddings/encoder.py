@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import openvino as ov
 
-from .batching import Batch, TextTokenizer, check_texts
+from .batching import Batch, TextTokenizer, check_text, check_texts
 from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
@@ -84,6 +84,8 @@ class Encoder:
         streams: int | None = None,
         compile_cache: str | os.PathLike[str] | bool = True,
     ) -> None:
+        for kind in ("query", "document"):  # a bad prompt is named here, not blamed on a text
+            check_text(config.prompt(kind), f"the {kind} prompt ({kind}_prompt)")
         self.folder = folder
         self.config = config
         self.threads = threads or available_cores()
