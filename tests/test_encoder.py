@@ -352,3 +352,22 @@ def test_a_prompt_that_is_not_valid_text_is_named_at_load(demo_int8_dir: Path) -
 
     with pytest.raises(InvalidTextError, match=r"query prompt \(query_prompt\)"):
         Encoder.load(demo_int8_dir, query_prompt="query: \ud835 ")
+
+
+def test_encode_stream_equals_encode_and_names_stream_positions(int8: Encoder) -> None:
+    texts = varied_texts(120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)
+        whole = int8.encode(texts, batch_size=8)
+        chunks = list(int8.encode_stream(iter(texts), chunk_size=25, batch_size=8))
+    assert [len(c) for c in chunks] == [25, 25, 25, 25, 20]
+    np.testing.assert_array_equal(np.concatenate(chunks), whole)
+    stream = int8.encode_stream(["ok"] * 30 + [None], chunk_size=10)  # type: ignore[list-item]
+    assert len(next(stream)) == 10
+    with pytest.raises(TypeError, match=r"texts\[30\] is NoneType"):
+        list(stream)
+    with pytest.raises(TruncationError, match=r"indices: 12\b"):
+        list(int8.encode_stream(["ok"] * 12 + ["word " * 300], chunk_size=5, truncation="error"))
+    with pytest.raises(TypeError, match="wrap it"):
+        list(int8.encode_stream("a single string"))
+    assert list(int8.encode_stream([])) == []

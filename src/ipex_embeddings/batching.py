@@ -45,8 +45,9 @@ def first_invalid_text(texts: Sequence[str]) -> int | None:
     return None
 
 
-def check_texts(texts: object) -> list[str]:
-    """Return `texts` as a list of str, or raise a TypeError naming the first bad item."""
+def check_texts(texts: object, offset: int = 0) -> list[str]:
+    """Return `texts` as a list of str, or raise a TypeError naming the first bad item
+    (`texts[offset + i]`: `offset` is where this chunk starts in a stream)."""
     if isinstance(texts, str):
         raise TypeError(
             "texts must be a list of strings, not a single string; wrap it: encode([text])."
@@ -58,8 +59,8 @@ def check_texts(texts: object) -> list[str]:
     for i, text in enumerate(items):
         if not isinstance(text, str):
             raise TypeError(
-                f"texts[{i}] is {type(text).__name__}, not str; every text must be a string "
-                '(use "" for an empty one).'
+                f"texts[{offset + i}] is {type(text).__name__}, not str; every text must be a "
+                'string (use "" for an empty one).'
             )
     return items
 
@@ -119,8 +120,12 @@ class TextTokenizer:
         padding = self._tokenizer.padding
         self.pad_id = padding["pad_id"] if padding else (self._tokenizer.token_to_id("[PAD]") or 0)
 
-    def tokenize(self, texts: list[str]) -> tuple[list[Encoding], list[int]]:
+    def tokenize(
+        self, texts: list[str], offset: int = 0
+    ) -> tuple[list[Encoding], list[int]]:
         """Encodings of `texts` and the indices of those that had to be truncated.
+
+        `offset` is where `texts` starts in a longer stream, for the index an error names.
 
         Raises:
             InvalidTextError: naming `texts[i]`, the first text holding a lone surrogate, which
@@ -133,7 +138,7 @@ class TextTokenizer:
             bad = first_invalid_text(texts)
             if bad is None:
                 raise
-            raise InvalidTextError(f"texts[{bad}]", texts[bad]) from None
+            raise InvalidTextError(f"texts[{offset + bad}]", texts[bad]) from None
         truncated = [i for i, e in enumerate(encodings) if e.overflowing]
         return encodings, truncated
 

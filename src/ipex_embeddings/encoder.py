@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import queue
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +62,13 @@ def openvino_core() -> ov.Core:
         if _core is None:
             _core = ov.Core()
         return _core
+
+
+def _check_options(batch_size: int, truncation: str) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if truncation not in ("warn", "error"):
+        raise ValueError(f'truncation={truncation!r} is not supported; use "warn" or "error".')
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -217,25 +225,63 @@ class Encoder:
                 once with their count; "error" raises TruncationError listing their indices.
             normalize: override the model's own setting for L2 normalisation.
         """
-        items = check_texts(texts)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-        if truncation not in ("warn", "error"):
-            raise ValueError(f'truncation={truncation!r} is not supported; use "warn" or "error".')
+        _check_options(batch_size, truncation)
+        return self._encode(check_texts(texts), kind, batch_size, truncation, normalize,
+                            show_progress=show_progress)
+
+    def encode_stream(
+        self,
+        texts: Iterable[str],
+        kind: Kind = "document",
+        *,
+        batch_size: int = 32,
+        chunk_size: int = 4096,
+        truncation: Truncation = "warn",
+        normalize: bool | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Embed an iterable of any length chunk by chunk, in bounded memory.
+
+        Takes `chunk_size` texts at a time from `texts` (a list, a generator, a file's lines),
+        and yields each chunk's float32 (n, dimension) array, in input order; concatenated, they
+        equal `encode(list(texts))` bit for bit, since a text's vector never depends on the other
+        texts (see `batching.bucket_widths`). Memory holds one chunk's tokens and vectors.
+
+        Errors name a text by its position in the whole stream (`texts[i]`), and are raised
+        when its chunk is reached: the chunks before it have been yielded.
+
+        Args:
+            chunk_size: texts per chunk; larger chunks sort more texts by length (less padding).
+            the rest: as for `encode`.
+        """
+        _check_options(batch_size, truncation)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}.")
+        if isinstance(texts, str):
+            check_texts(texts)  # raises the "wrap it" TypeError
+        iterator = iter(texts)
+        offset = 0
+        while chunk := list(itertools.islice(iterator, chunk_size)):
+            items = check_texts(chunk, offset=offset)
+            yield self._encode(items, kind, batch_size, truncation, normalize, offset=offset)
+            offset += len(chunk)
+
+    def _encode(
+        self,
+        items: list[str],
+        kind: Kind,
+        batch_size: int,
+        truncation: Truncation,
+        normalize: bool | None,
+        *,
+        show_progress: bool = False,
+        offset: int = 0,
+    ) -> np.ndarray:
         prompt = self.config.prompt(kind)
         encodings, truncated = self._tokenizer.tokenize(
-            [prompt + t for t in items] if prompt else items
+            [prompt + t for t in items] if prompt else items, offset=offset
         )
         if truncated:
-            if truncation == "error":
-                raise TruncationError(truncated, self.max_seq_length)
-            warnings.warn(
-                f"{len(truncated)} of {len(items)} texts exceed max_seq_length="
-                f"{self.max_seq_length} tokens; only their first tokens were embedded "
-                f'(first indices: {truncated[:10]}). Pass truncation="error" to refuse them.',
-                TruncationWarning,
-                stacklevel=2,
-            )
+            self._truncated([i + offset for i in truncated], len(items), truncation)
         out = np.empty((len(items), self.dimension), dtype=np.float32)
         plan = self._tokenizer.plan(encodings, batch_size)
         progress = _progress_bar(len(plan)) if show_progress else None
@@ -250,6 +296,17 @@ class Encoder:
         if self.config.normalize if normalize is None else normalize:
             out = _normalize(out)
         return out
+
+    def _truncated(self, indices: list[int], count: int, truncation: Truncation) -> None:
+        if truncation == "error":
+            raise TruncationError(indices, self.max_seq_length)
+        warnings.warn(
+            f"{len(indices)} of {count} texts exceed max_seq_length={self.max_seq_length} "
+            f"tokens; only their first tokens were embedded (first indices: {indices[:10]}). "
+            'Pass truncation="error" to refuse them.',
+            TruncationWarning,
+            stacklevel=4,
+        )
 
     def encode_queries(self, texts: Iterable[str], **kwargs: object) -> np.ndarray:
         """`encode(texts, kind="query", ...)`."""
