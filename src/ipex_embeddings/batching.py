@@ -12,7 +12,7 @@ from tokenizers import Encoding, Tokenizer
 from .errors import InvalidTextError
 
 __all__ = [
-    "Batch", "TextTokenizer", "bucket_rows", "bucket_widths", "check_text", "check_texts",
+    "Batch", "TextTokenizer", "bucket_widths", "check_text", "check_texts",
     "first_invalid_text",
 ]
 
@@ -75,8 +75,10 @@ def bucket_widths(max_seq_length: int) -> tuple[int, ...]:
     Steps of a quarter of the power of two below (at least 16 tokens): 16, 32, 48, ..., 128,
     160, ..., 256, 320, ..., 512, 640, ..., and `max_seq_length` itself as the widest. Padding a
     text to the next width wastes under a quarter of its length; the few fixed widths give the
-    CPU plugin few shapes to build kernels for, and each text is always computed at the same
-    width whatever its batch-mates, so its vector never depends on them.
+    CPU plugin few shapes to build kernels for (a new input length cost a kernel build, the
+    tail of the query latency), and each text is always computed at the same width whatever its
+    batch-mates, so its vector never depends on them (int8 kernels accumulate differently by
+    width on some CPUs).
     """
     widths = []
     width = MIN_WIDTH
@@ -87,12 +89,6 @@ def bucket_widths(max_seq_length: int) -> tuple[int, ...]:
     return tuple(widths)
 
 
-def bucket_rows(count: int, batch_size: int) -> int:
-    """The row count a batch of `count` texts is padded to: the next power of two, at most
-    `batch_size` (so a call compiles few shapes, and a short last batch wastes under half)."""
-    return min(batch_size, 1 << max(count - 1, 0).bit_length())
-
-
 @dataclass
 class Batch:
     """One padded batch: the model inputs and where its rows go in the output."""
@@ -101,10 +97,9 @@ class Batch:
     inputs: dict[str, np.ndarray]
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """(rows, width) of the padded inputs: rows may exceed len(positions)."""
-        rows, width = self.inputs["attention_mask"].shape
-        return int(rows), int(width)
+    def width(self) -> int:
+        """The padded width of this batch, in tokens."""
+        return int(self.inputs["attention_mask"].shape[1])
 
 
 class TextTokenizer:
@@ -142,15 +137,12 @@ class TextTokenizer:
         truncated = [i for i, e in enumerate(encodings) if e.overflowing]
         return encodings, truncated
 
-    def plan(
-        self, encodings: list[Encoding], batch_size: int
-    ) -> list[tuple[np.ndarray, int, int]]:
-        """(positions, width, rows) of each batch: texts of one width bucket each, widest first.
+    def plan(self, encodings: list[Encoding], batch_size: int) -> list[tuple[np.ndarray, int]]:
+        """(positions, width) of each batch: texts of one width bucket each, widest first.
 
-        A text's padded width depends only on its own length (`bucket_widths`), and a batch is
-        padded to a fixed row count (`bucket_rows`), never to what the other texts of the call
-        need: with the static shapes the encoder compiles, the same text always gets the same
-        vector. Within a bucket texts are sorted by length, longest first.
+        A text's padded width depends only on its own length (`bucket_widths`), never on the
+        other texts of the call, so the same text always gets the same vector. Within a bucket
+        texts are sorted by length, longest first.
         """
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         buckets = np.searchsorted(self.widths, lengths)
@@ -160,8 +152,7 @@ class TextTokenizer:
             members = order[buckets[order] == bucket]
             for start in range(0, len(members), batch_size):
                 positions = members[start : start + batch_size]
-                rows = bucket_rows(len(positions), batch_size)
-                plan.append((positions, self.widths[bucket], rows))
+                plan.append((positions, self.widths[bucket]))
         return plan
 
     def batches(self, encodings: list[Encoding], batch_size: int) -> Iterator[Batch]:
@@ -169,13 +160,9 @@ class TextTokenizer:
         for step in self.plan(encodings, batch_size):
             yield self.pad(encodings, *step)
 
-    def pad(
-        self, encodings: list[Encoding], positions: np.ndarray, width: int, rows: int = 0
-    ) -> Batch:
-        """The batch of `encodings[positions]`, padded to `width` tokens and to `rows` rows
-        (at least one per position; extra rows repeat the last text and are not read)."""
+    def pad(self, encodings: list[Encoding], positions: np.ndarray, width: int) -> Batch:
+        """The batch of `encodings[positions]`, padded to `width` tokens."""
         texts = [encodings[i] for i in positions]
-        texts += texts[-1:] * (rows - len(texts))
         ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(texts), width), dtype=np.int64)
         types = np.zeros((len(texts), width), dtype=np.int64)

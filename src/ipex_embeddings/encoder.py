@@ -112,12 +112,12 @@ class Encoder:
         self._tokenizer = TextTokenizer(
             folder / "tokenizer.json", config.max_seq_length, input_names
         )
-        self._compiled: dict[tuple[int, int, int], ov.CompiledModel] = {}
+        self._compiled: dict[int, ov.CompiledModel] = {}
         self._compile_lock = threading.Lock()
-        self._idle_requests: dict[tuple[int, int, int], queue.SimpleQueue[ov.InferRequest]] = {}
-        # The narrowest single-text model (a typical query) is compiled now, not on first use,
-        # so that a broken folder fails here.
-        self._compile((1, 1, self.widths[0]))
+        # Idle inference requests by (streams, width): a request keeps running one width, so
+        # the CPU plugin does not re-plan its memory and kernels for every call.
+        self._idle_requests: dict[tuple[int, int], queue.SimpleQueue[ov.InferRequest]] = {}
+        self._compile(1)  # the latency model: one stream, every thread; compiled now
 
     @classmethod
     def load(
@@ -169,30 +169,18 @@ class Encoder:
         """The padded widths (tokens) inputs are run at; see `batching.bucket_widths`."""
         return self._tokenizer.widths
 
-    def compiled_model(
-        self, streams: int = 1, width: int | None = None, rows: int = 1
-    ) -> ov.CompiledModel:
-        """The OpenVINO model `encode` runs for batches of `rows` texts padded to `width` tokens.
+    def compiled_model(self, streams: int = 1) -> ov.CompiledModel:
+        """The OpenVINO model `encode` runs: one stream for single-batch calls, more for many.
 
         For benchmarks and advanced use: token ids in (`input_ids`, `attention_mask`, and
-        `token_type_ids` where the model has it; int64 [rows, width]), pooled float32
-        [rows, dimension] vectors out, not normalised. Every shape `encode` runs is static
-        (`batching.bucket_widths` x `batching.bucket_rows`): each is compiled on first use and
-        kept in the compile cache. `encode` uses one stream with every thread for a call that
-        fits in one batch, and `streams` (default: one per thread) otherwise. `width=None` gives
-        a model whose two dimensions are both free (not what `encode` runs).
+        `token_type_ids` where the model has it; int64 [rows, width], both free), pooled float32
+        [rows, dimension] vectors out, not normalised (pooling runs inside the graph).
         """
-        return self._compile((streams, rows, width) if width else (streams, 0, 0))
+        return self._compile(streams)
 
-    def _compile(self, key: tuple[int, int, int]) -> ov.CompiledModel:
-        # key: (streams, rows, width); rows = width = 0 for a model with free dimensions
+    def _compile(self, streams: int) -> ov.CompiledModel:
         with self._compile_lock:
-            if key not in self._compiled:
-                streams, rows, width = key
-                model = self._model
-                if width:
-                    model = model.clone()
-                    model.reshape({port.get_any_name(): [rows, width] for port in model.inputs})
+            if streams not in self._compiled:
                 properties = {
                     "INFERENCE_PRECISION_HINT": self.config.inference_precision,
                     "INFERENCE_NUM_THREADS": self.threads,
@@ -201,8 +189,10 @@ class Encoder:
                 }
                 if self._cache_dir is not None:
                     properties["CACHE_DIR"] = str(self._cache_dir)
-                self._compiled[key] = openvino_core().compile_model(model, "CPU", properties)
-            return self._compiled[key]
+                self._compiled[streams] = openvino_core().compile_model(
+                    self._model, "CPU", properties
+                )
+            return self._compiled[streams]
 
     def encode(
         self,
@@ -316,25 +306,22 @@ class Encoder:
         """`encode(texts, kind="document", ...)`."""
         return self.encode(texts, "document", **kwargs)  # type: ignore[arg-type]
 
-    def _key(self, streams: int, batch: Batch) -> tuple[int, int, int]:
-        return (streams, *batch.shape)
-
-    def _take_request(self, key: tuple[int, int, int]) -> ov.InferRequest:
+    def _take_request(self, key: tuple[int, int]) -> ov.InferRequest:
         pool = self._idle_requests.setdefault(key, queue.SimpleQueue())
         try:
             return pool.get_nowait()
         except queue.Empty:
-            return self._compile(key).create_infer_request()
+            return self._compile(key[0]).create_infer_request()
 
-    def _give_back(self, key: tuple[int, int, int], request: ov.InferRequest) -> None:
+    def _give_back(self, key: tuple[int, int], request: ov.InferRequest) -> None:
         self._idle_requests[key].put(request)
 
     def _run_one(self, batch: Batch, out: np.ndarray) -> None:
-        key = self._key(1, batch)
+        key = (1, batch.width)
         request = self._take_request(key)
         try:
             request.infer(batch.inputs)
-            out[batch.positions] = request.get_output_tensor(0).data[: len(batch.positions)]
+            out[batch.positions] = request.get_output_tensor(0).data
         finally:
             self._give_back(key, request)
 
@@ -342,14 +329,14 @@ class Encoder:
         # Round-robin over a few requests; each batch's vectors are stored here, in the calling
         # thread, while the other requests run, so padding overlaps inference with no callbacks.
         streams = self.streams or self.threads
-        jobs = streams + 1  # one request per stream, and one more being filled meanwhile
-        running: list[tuple[ov.InferRequest, tuple[int, int, int], Batch] | None] = [None] * jobs
+        jobs = self._compile(streams).get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1
+        running: list[tuple[ov.InferRequest, tuple[int, int], Batch] | None] = [None] * jobs
         try:
             for index, batch in enumerate(batches):
                 slot = index % jobs
                 self._finish(running[slot], out, progress)
                 running[slot] = None
-                key = self._key(streams, batch)
+                key = (streams, batch.width)
                 request = self._take_request(key)
                 running[slot] = (request, key, batch)
                 request.start_async(batch.inputs)
@@ -364,7 +351,7 @@ class Encoder:
 
     def _finish(
         self,
-        job: tuple[ov.InferRequest, tuple[int, int, int], Batch] | None,
+        job: tuple[ov.InferRequest, tuple[int, int], Batch] | None,
         out: np.ndarray,
         progress: object,
     ) -> None:
@@ -372,7 +359,7 @@ class Encoder:
             return
         request, key, batch = job
         request.wait()
-        out[batch.positions] = request.get_output_tensor(0).data[: len(batch.positions)]
+        out[batch.positions] = request.get_output_tensor(0).data
         self._give_back(key, request)
         if progress is not None:
             progress.update(1)  # type: ignore[attr-defined]
