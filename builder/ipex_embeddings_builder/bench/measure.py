@@ -153,8 +153,10 @@ class Fleet:
                         continue
                     results[key][point_index].append(reply)
             self.round_loads.append({"before": before, "after": load_average()})
-            self.echo(f"  round {round_index + 1}/{rounds} done "
-                      f"(load average {before} -> {self.round_loads[-1]['after']})")
+            after = self.round_loads[-1]["after"]
+            loads = "" if before is None or after is None else (
+                f" (load average {before:.2f} -> {after:.2f})")
+            self.echo(f"  round {round_index + 1}/{rounds} done{loads}")
         return results
 
     def close(self) -> None:

@@ -105,12 +105,16 @@ def _export_onnx(source: str, path: Path) -> None:
 
 
 def build_fastembed(options: dict[str, Any]) -> None:
-    """model.onnx (fp32 export) and model_int8.onnx (ONNX Runtime dynamic int8), tokenizer 256."""
+    """model.onnx (fp32 export) and model_int8.onnx (ONNX Runtime dynamic int8), tokenizer 256.
+
+    Per-channel weight scales: with quantize_dynamic's per-tensor default, MiniLM's cosine to
+    fp32 falls to 0.93-0.95 on SciFact texts (0.99 per channel).
+    """
     from onnxruntime.quantization import quantize_dynamic
 
     out = _fresh(Path(options["out"]))
     _export_onnx(options["source"], out / "model.onnx")
-    quantize_dynamic(str(out / "model.onnx"), str(out / "model_int8.onnx"))
+    quantize_dynamic(str(out / "model.onnx"), str(out / "model_int8.onnx"), per_channel=True)
     _copy_tokenizer(Path(options["source"]), out, max_length=MAX_LENGTH)
 
 
