@@ -25,6 +25,23 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
+def _peer_envs(entries: tuple[str, ...]) -> dict[str, str]:
+    from .peers import PEER_ENVS
+
+    envs = {}
+    for entry in entries:
+        name, sep, python = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not python:
+            raise click.BadParameter(f"{entry!r} is not NAME=PYTHON (e.g. "
+                                     "ovgenai=/opt/peers/ovgenai/bin/python).",
+                                     param_hint="--peer-env")
+        if name not in PEER_ENVS:
+            raise click.BadParameter(f"unknown peer environment {name!r}; use one of "
+                                     f"{', '.join(PEER_ENVS)}.", param_hint="--peer-env")
+        envs[name] = python
+    return envs
+
+
 @click.command("bench")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
@@ -130,14 +147,7 @@ def bench_command(
             raise click.BadParameter(f"unknown shape(s) {unknown}; use base, large or none.",
                                      param_hint="--scaling")
         changes["scaling"] = shapes
-    envs = {}
-    for entry in peer_env:
-        name, sep, python = entry.partition("=")
-        if not sep or not name.strip() or not python.strip():
-            raise click.BadParameter(f"{entry!r} is not NAME=PYTHON (e.g. "
-                                     "ovgenai=/work/peers/ovgenai/bin/python).",
-                                     param_hint="--peer-env")
-        envs[name.strip()] = python.strip()
+    envs = _peer_envs(peer_env)
     output = output or model_dir / "bench"
     try:
         run_bench(

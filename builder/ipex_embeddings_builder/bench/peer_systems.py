@@ -117,7 +117,9 @@ class LlamaIndexEmbedder:
         found = dict(self._settings)
         request = getattr(getattr(self._model, "_model", None), "request", None)
         if request is not None and hasattr(request, "get_property"):
-            found["inference_precision"] = str(request.get_property("INFERENCE_PRECISION_HINT"))
+            value = request.get_property("INFERENCE_PRECISION_HINT")
+            found["inference_precision"] = getattr(value, "get_type_name", lambda: str(value))()
+            found["threads"] = int(request.get_property("INFERENCE_NUM_THREADS"))
         return found
 
 
