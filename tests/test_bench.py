@@ -6,18 +6,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from ipex_embeddings.config import ModelConfig
+from ipex_embeddings_builder.bench.end_to_end import EndToEndRow
 from ipex_embeddings_builder.bench.hardware import Hardware, int8_peak
 from ipex_embeddings_builder.bench.limit import count_macs
-from ipex_embeddings_builder.bench.measure import Fleet
+from ipex_embeddings_builder.bench.measure import Fleet, SystemStatus, spread
+from ipex_embeddings_builder.bench.report import BenchReport
 from ipex_embeddings_builder.bench.run import FULL, run_bench
 from ipex_embeddings_builder.bench.scaling import SHAPES, Shape
 from ipex_embeddings_builder.bench.systems import MODEL_LEVEL, SystemSpec
+from ipex_embeddings_builder.card import CardInputs, render_card
 from ipex_embeddings_builder.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,9 +35,11 @@ def quick_run(
     demo_int8_dir: Path, demo_fp32_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("bench") / "out"
+    no_peers = tmp_path_factory.mktemp("no-peers")  # an empty --peers-dir: every peer skipped
     result = CliRunner().invoke(main, [
         "bench", str(demo_int8_dir), "--quick", "--output", str(output),
         "--fp32-dir", str(demo_fp32_dir), "--docs", "32", "--queries", "5",
+        "--peers-dir", str(no_peers),
     ])
     assert result.exit_code == 0, result.output
     return output, json.loads((output / "bench.json").read_text())
@@ -44,7 +51,7 @@ def _status(data: dict, kind: str, key: str) -> dict:
 
 def test_quick_bench_writes_json_markdown_and_plots(quick_run: tuple[Path, dict]) -> None:
     output, data = quick_run
-    assert data["schema_version"] == 1 and data["mode"] == "quick"
+    assert data["schema_version"] == 2 and data["mode"] == "quick"
     assert data["plots"] == ["latency_vs_seq_len.png", "throughput_vs_batch.png", "end_to_end.png"]
     for name in data["plots"]:
         assert (output / name).read_bytes()[:8] == PNG_MAGIC
@@ -70,7 +77,7 @@ def test_quick_bench_measures_every_system_or_says_why_not(quick_run: tuple[Path
     }
     for row in data["latency"]:
         assert 0 < row["median_ms"] <= row["p90_ms"] and math.isfinite(row["p90_ms"])
-        assert row["runs_per_round"] == 5 and len(row["round_medians_ms"]) == 1
+        assert row["runs_per_round"] == 5 and len(row["round_medians_ms"]) == 3
     baseline = [r for r in data["latency"] + data["throughput"] if r["system"] == "torch-fp32"]
     assert baseline and all(r["speedup"] == 1.0 for r in baseline)
 
@@ -89,6 +96,36 @@ def test_quick_bench_end_to_end_systems_agree_with_the_baseline(
     for row in rows.values():
         assert row["documents"] == 32 and row["queries"] == 5
         assert row["docs_per_s"] > 0 and 0 < row["query_p50_ms"] <= row["query_p90_ms"]
+        assert row["load_s"] > 0 and len(row["round_docs_per_s"]) == 3
+        spread = row["docs_per_s_spread"]
+        assert spread["min"] <= row["docs_per_s"] <= spread["max"]
+
+
+def test_quick_bench_records_the_load_average_and_whether_its_figures_can_be_published(
+    quick_run: tuple[Path, dict],
+) -> None:
+    output, data = quick_run
+    for phase in ("model", "e2e"):
+        rounds = data["round_loads"][phase]
+        # The model level runs its rounds twice (latency, then throughput).
+        assert len(rounds) in (3, 6)
+        assert all(r["before"] >= 0 and r["after"] >= 0 for r in rounds)
+    trust = data["speed_trust"]
+    assert trust["trusted"] == (not trust["reasons"])
+    assert {"ours docs/s", "ours query p50", "int8 latency 16 tokens"} <= set(trust["spreads"])
+    assert "Speed figures fit to publish: " in (output / "bench.md").read_text()
+
+
+def test_a_missing_peer_environment_is_skipped_with_its_set_up_command(
+    quick_run: tuple[Path, dict],
+) -> None:
+    _, data = quick_run
+    peers = {"genai-ours": "ovgenai", "genai-export": "ovgenai", "fastembed-fp32": "fastembed",
+             "fastembed-int8": "fastembed", "llamaindex-ov-int8": "optimum", "ipex-int8": "ipex"}
+    for key, env in peers.items():
+        status = _status(data, "e2e", key)
+        assert status["status"] == "skipped"
+        assert f"benchmarks/peers/setup_{env}.sh" in status["reason"], status["reason"]
 
 
 def test_quick_bench_distance_to_the_limit_counts_the_int8_macs(
@@ -190,9 +227,55 @@ def test_a_system_that_cannot_start_or_load_is_skipped_with_the_reason(tmp_path:
     (["--seq-lens", "16,x"], "comma-separated list of integers"),
     (["--parts", "model,speed"], "unknown part(s) ['speed']"),
     (["--scaling", "huge"], "unknown shape(s) ['huge']"),
+    (["--peer-env", "ovgenai"], "is not NAME=PYTHON"),
+    (["--peer-env", "vllm=/usr/bin/python"], "unknown peer environment 'vllm'"),
 ])
 def test_bad_options_are_refused_with_the_fix(
     demo_int8_dir: Path, args: list[str], message: str
 ) -> None:
     result = CliRunner().invoke(main, ["bench", str(demo_int8_dir), *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def _report_with(loads: list[float], docs_per_s: list[float]) -> BenchReport:
+    """A bench result as the card reads it: our end-to-end row over len(loads) rounds."""
+    rounds = len(docs_per_s)
+    report = BenchReport(
+        mode="quick", command="ipex-embed bench m --quick", model={"name": "m int8"},
+        settings={"rounds": rounds, "throughput_seq_len": 256, "scaling_batches": [4]},
+        hardware={"logical_cpus": 2, "threads": 2}, peak={},
+        systems=[SystemStatus("ours", "ipex-embeddings Encoder int8", "e2e", "ours")],
+    )
+    report.end_to_end.append(EndToEndRow(
+        "ours", 64, statistics.median(docs_per_s), docs_per_s, 2.2, 10, 22.5, 45.3, 0.998,
+        0.99, [22.5] * rounds, 1.5, spread(docs_per_s), spread([22.5] * rounds),
+    ))
+    report.round_loads["e2e"] = [{"before": load, "after": load} for load in loads]
+    return report
+
+
+@pytest.mark.parametrize("loads, docs_per_s, why", [
+    ([0.9, 1.1, 1.0], [150.0, 152.0, 149.0], None),
+    ([5.2, 6.8, 7.1], [150.0, 152.0, 149.0], "the machine was busy: load average up to 7.10"),
+    ([0.9, 1.1, 1.0], [150.0, 95.0, 149.0], "ours docs/s varied by 37%"),
+    ([0.9], [150.0], "1 round(s): fewer than 3"),
+])
+def test_the_card_leaves_out_speed_figures_from_a_busy_or_unsteady_run(
+    tmp_path: Path, loads: list[float], docs_per_s: list[float], why: str | None,
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    ModelConfig(pooling="mean", dimension=384, max_seq_length=256,
+                source_model="sentence-transformers/all-MiniLM-L6-v2").save(folder)
+    report = _report_with(loads, docs_per_s)
+    (folder / "bench").mkdir()
+    (folder / "bench" / "bench.json").write_text(report.to_json())
+    (folder / "bench" / "bench.md").write_text("| ours | 150.0 docs/s | 2.20x | 22.50 ms |\n")
+    card = render_card(CardInputs(folder=folder, command="ipex-embed build m"))
+    speed = card.split("## Speed", 1)[1].split("## Usage", 1)[0]
+    assert report.speed_trust()["trusted"] == (why is None)
+    if why is None:
+        assert "150.0 docs/s" in speed and "left out" not in speed
+    else:
+        assert "150.0 docs/s" not in speed and "2.20x" not in speed
+        assert "left out of this card" in speed and why in speed

@@ -144,12 +144,37 @@ def _local_paths_out(markdown: str, folder: Path) -> str:
     return _demote_headings(markdown.replace(str(folder.resolve()), folder.name))
 
 
+def _untrusted_speed(bench_dir: Path) -> list[str] | None:
+    """Why the bench's speed figures must stay out of the card (None: they may go in).
+
+    The bench records the load average around each round and the spread of each figure over
+    the rounds (bench.json's speed_trust); a run on a busy machine, of too few rounds or with
+    rounds that disagree gives figures that would mislead whoever reads the card.
+    """
+    data = _read_json(bench_dir / "bench.json")
+    if data is None:
+        return ["bench.json is missing"]
+    trust = data.get("speed_trust")
+    if trust is None:
+        return ["this bench.json records neither the load average nor the spread of its figures "
+                "(it predates them)"]
+    return None if trust.get("trusted") else list(trust.get("reasons") or ["unknown"])
+
+
 def _bench_section(inputs: CardInputs) -> str:
     bench_dir = inputs.folder / inputs.bench_dir
     markdown = bench_dir / "bench.md"
     if not markdown.is_file():
         return (
             "Not benchmarked in this build (`--bench skip`). Measure it on your own CPU with "
+            f"`ipex-embed bench {inputs.folder.name}`.\n"
+        )
+    untrusted = _untrusted_speed(bench_dir)
+    if untrusted:
+        return (
+            "The speed figures measured during the build are left out of this card, because "
+            + "; ".join(untrusted) + ". Figures from such a run would not describe this model "
+            f"fairly. Measure it on your own CPU, on a quiet machine, with "
             f"`ipex-embed bench {inputs.folder.name}`.\n"
         )
     prefix = bench_dir.relative_to(inputs.folder).as_posix()

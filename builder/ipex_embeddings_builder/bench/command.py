@@ -25,12 +25,30 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
+def _peer_envs(entries: tuple[str, ...]) -> dict[str, str]:
+    from .peers import PEER_ENVS
+
+    envs = {}
+    for entry in entries:
+        name, sep, python = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not python:
+            raise click.BadParameter(f"{entry!r} is not NAME=PYTHON (e.g. "
+                                     "ovgenai=/opt/peers/ovgenai/bin/python).",
+                                     param_hint="--peer-env")
+        if name not in PEER_ENVS:
+            raise click.BadParameter(f"unknown peer environment {name!r}; use one of "
+                                     f"{', '.join(PEER_ENVS)}.", param_hint="--peer-env")
+        envs[name] = python
+    return envs
+
+
 @click.command("bench")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for bench.json, bench.md and the plots (default: MODEL_DIR/bench).")
 @click.option("--quick", is_flag=True,
-              help="Smoke test in about a minute: few runs, 64 documents, no scaling.")
+              help="Smoke test in minutes: 3 short rounds, 128 documents, 30 queries, no scaling "
+                   "(the first run with --peers-dir also builds each peer's model once).")
 @click.option("--rounds", type=click.IntRange(min=1), help="Rounds (default: 3, quick: 1).")
 @click.option("--runs", type=click.IntRange(min=1),
               help="Timed calls per latency point per round (default: 50, quick: 5).")
@@ -38,9 +56,9 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 @click.option("--batch-sizes", help="Throughput batch sizes at 256 tokens (default: 4,16,64,256).")
 @click.option("--docs", type=click.IntRange(min=1),
               help="SciFact documents end to end, evenly spread over the corpus (default: "
-                   "all 5,183; quick: 64).")
+                   "all 5,183; quick: 128).")
 @click.option("--queries", type=click.IntRange(min=1),
-              help="SciFact test queries for query latency (default: all 300).")
+              help="SciFact test queries for query latency (default: all 300; quick: 30).")
 @click.option("--parts", default=None,
               help="Comma-separated parts to run: model, e2e, scaling (default: all).")
 @click.option("--scaling", "scaling", default=None,
@@ -55,6 +73,15 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
               help="Python interpreter for the sentence-transformers systems, one with optimum "
                    "for its onnx and openvino backends (see benchmarks/README.md). Default: this "
                    "one, or $IPEX_EMBED_BENCH_PEERS_PYTHON.")
+@click.option("--peers-dir", envvar="IPEX_EMBED_BENCH_PEERS_DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the int8 peers' virtual environments, one per peer by name "
+                   "(ovgenai, fastembed, optimum, ipex), each made by "
+                   "benchmarks/peers/setup_NAME.sh DIR/NAME. A missing one is recorded as "
+                   "skipped with its set-up command. Default: $IPEX_EMBED_BENCH_PEERS_DIR; "
+                   "without it (or --peer-env) the int8 peers are left out.")
+@click.option("--peer-env", "peer_env", multiple=True, metavar="NAME=PYTHON",
+              help="The interpreter of one peer environment (repeatable; wins over --peers-dir).")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep built folders, vectors and worker logs here and reuse them next time.")
 @click.option("--vnni-ports", default=2, show_default=True, type=click.IntRange(min=1),
@@ -76,6 +103,8 @@ def bench_command(
     fp32_dir: Path | None,
     bf16_dir: Path | None,
     peers_python: str | None,
+    peers_dir: Path | None,
+    peer_env: tuple[str, ...],
     work_dir: Path | None,
     vnni_ports: int,
     clock_ghz: float | None,
@@ -118,12 +147,14 @@ def bench_command(
             raise click.BadParameter(f"unknown shape(s) {unknown}; use base, large or none.",
                                      param_hint="--scaling")
         changes["scaling"] = shapes
+    envs = _peer_envs(peer_env)
     output = output or model_dir / "bench"
     try:
         run_bench(
             model_dir, output, quick=quick, rounds=rounds,
             plan=dataclasses.replace(plan, **changes), threads=threads, fp32_dir=fp32_dir,
-            bf16_dir=bf16_dir, peers_python=peers_python, work_dir=work_dir,
+            bf16_dir=bf16_dir, peers_python=peers_python, peers_dir=peers_dir, peer_envs=envs,
+            work_dir=work_dir,
             vnni_ports=vnni_ports, clock_ghz=clock_ghz, echo=click.echo,
             command=shlex.join(["ipex-embed", "bench", *sys.argv[2:]])
             if sys.argv[1:2] == ["bench"] else None,

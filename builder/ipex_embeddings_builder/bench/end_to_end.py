@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .measure import Fleet, median_of_rounds, percentile, ratio_of_rounds
+from .measure import Fleet, median_of_rounds, percentile, ratio_of_rounds, spread
 from .systems import END_TO_END, SystemSpec
 
 __all__ = ["EndToEndRow", "end_to_end_specs", "measure_end_to_end", "write_texts"]
@@ -39,6 +39,12 @@ class EndToEndRow:
     query_p90_ms: float
     cosine_to_baseline_mean: float | None
     cosine_to_baseline_min: float | None
+    round_query_p50_ms: list[float] | None = None
+    load_s: float | None = None
+    """Seconds from the worker's start to its first vector (see SystemStatus.load_s)."""
+    docs_per_s_spread: dict[str, float] | None = None
+    """min, max and relative spread ((max - min) / median) of docs/s over the rounds."""
+    query_p50_spread: dict[str, float] | None = None
 
 
 def end_to_end_specs(
@@ -109,11 +115,12 @@ def measure_end_to_end(fleet: Fleet, rounds: int, vectors_dir: Path) -> list[End
         if reference is not None:
             cosines = _cosines(reference, np.load(vectors_dir / f"{key}.npy"))
             cos_mean, cos_min = float(cosines.mean()), float(cosines.min())
+        p50s = [1e3 * percentile(r["times"], 50) for r in queries]
+        rates = [documents / s for s in seconds]
         rows.append(EndToEndRow(
-            key, documents, documents / median_of_rounds(seconds),
-            [documents / s for s in seconds], speedup, len(queries[0]["times"]),
-            1e3 * median_of_rounds([percentile(r["times"], 50) for r in queries]),
+            key, documents, documents / median_of_rounds(seconds), rates, speedup,
+            len(queries[0]["times"]), median_of_rounds(p50s),
             1e3 * median_of_rounds([percentile(r["times"], 90) for r in queries]),
-            cos_mean, cos_min,
+            cos_mean, cos_min, p50s, fleet.statuses[key].load_s, spread(rates), spread(p50s),
         ))
     return rows

@@ -9,6 +9,7 @@ within each round, so a slow round moves both sides of it.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -21,7 +22,8 @@ import numpy as np
 from .systems import SystemSpec
 from .worker import SystemProcess, WorkerError
 
-__all__ = ["Fleet", "SystemStatus", "median_of_rounds", "percentile", "ratio_of_rounds"]
+__all__ = ["Fleet", "SystemStatus", "load_average", "median_of_rounds", "percentile",
+           "ratio_of_rounds", "spread"]
 
 
 @dataclass
@@ -37,6 +39,9 @@ class SystemStatus:
     python: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    load_s: float | None = None
+    """Seconds from the worker's start (imports included) to its first vector (end to end) or
+    its loaded model (model level); systems load one at a time, nothing else computing."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -45,6 +50,21 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median_of_rounds(per_round: Sequence[float]) -> float:
     return float(statistics.median(per_round))
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return None
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Min, max and (max - min) / median of per-round figures: how far the rounds disagree."""
+    middle = statistics.median(values)
+    return {"min": float(min(values)), "max": float(max(values)),
+            "relative": float((max(values) - min(values)) / middle) if middle else 0.0}
 
 
 def ratio_of_rounds(baseline: Sequence[float], system: Sequence[float]) -> float:
@@ -64,31 +84,32 @@ class Fleet:
         peers_python: str,
         log_dir: Path,
         echo: Callable[[str], None],
+        peer_envs: dict[str, str | None] | None = None,
     ) -> None:
         self.echo = echo
         self.statuses: dict[str, SystemStatus] = {}
         self.processes: dict[str, SystemProcess] = {}
+        self.round_loads: list[dict[str, float | None]] = []
+        """The 1-minute load average before and after each round."""
         log_dir.mkdir(parents=True, exist_ok=True)
+        # One worker loads at a time, so each load time is its own, not a share of the cores.
         for spec in specs:
-            python = peers_python if spec.peer else sys.executable
+            python = (peer_envs or {}).get(spec.env) if spec.env else None
+            python = python or (peers_python if spec.peer else sys.executable)
             status = SystemStatus(spec.key, spec.label, spec.kind, spec.role, python=python)
             self.statuses[spec.key] = status
             try:
-                self.processes[spec.key] = SystemProcess(
+                process = SystemProcess(
                     spec, python, threads, setup, log_dir / f"{spec.kind}-{spec.key}.log"
                 )
+                self.processes[spec.key] = process
+                process.wait_ready()
             except WorkerError as err:
                 self._drop(spec.key, "skipped", str(err))
-        # Every worker loads at once (nothing is timed while loading); wait for each in turn.
-        for key in list(self.processes):
-            try:
-                self.processes[key].wait_ready()
-            except WorkerError as err:
-                self._drop(key, "skipped", str(err))
                 continue
-            status = self.statuses[key]
-            status.info, status.versions = self.processes[key].info, self.processes[key].versions
-            echo(f"  loaded {status.label}")
+            status.info, status.versions = process.info, process.versions
+            status.load_s = process.load_s
+            echo(f"  loaded {status.label} in {process.load_s or 0:.1f} s")
 
     def add_skipped(self, spec: SystemSpec, reason: str) -> None:
         """Record a system that was not started at all, with the reason."""
@@ -119,6 +140,7 @@ class Fleet:
         """
         results = {key: [[] for _ in points] for key in self.active}
         for round_index in range(rounds):
+            before = load_average()
             for point_index, point in enumerate(points):
                 order = self.active
                 shift = round_index % len(order) if order else 0
@@ -130,7 +152,11 @@ class Fleet:
                         results.pop(key, None)
                         continue
                     results[key][point_index].append(reply)
-            self.echo(f"  round {round_index + 1}/{rounds} done")
+            self.round_loads.append({"before": before, "after": load_average()})
+            after = self.round_loads[-1]["after"]
+            loads = "" if before is None or after is None else (
+                f" (load average {before:.2f} -> {after:.2f})")
+            self.echo(f"  round {round_index + 1}/{rounds} done{loads}")
         return results
 
     def close(self) -> None:

@@ -14,7 +14,14 @@ from .model_level import LatencyRow, ThroughputRow
 
 __all__ = ["SCHEMA_VERSION", "BenchReport"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# When speed figures are not fit to publish (see `BenchReport.speed_trust`).
+BUSY_LOAD_PER_CPU = 1.25
+"""A 1-minute load average above this many times the usable CPUs means other work shared the
+machine: the bench itself keeps at most `threads` of them busy, one system at a time."""
+WIDE_SPREAD = 0.20
+"""(max - min) / median of a figure over the rounds above this: the median is not stable."""
+MIN_ROUNDS = 3
 # The issue's targets, set for MiniLM int8; shown only when that is the model benchmarked.
 TARGETS = {"speedup_vs_st_torch": 5.0, "speedup_vs_fastest_st": 1.3, "query_p50_ms": 4.0}
 TARGET_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,6 +59,9 @@ class BenchReport:
     corpus: dict[str, Any] = field(default_factory=dict)
     limit: list[dict[str, Any]] = field(default_factory=list)
     skipped_parts: dict[str, str] = field(default_factory=dict)
+    round_loads: dict[str, list[dict[str, float | None]]] = field(default_factory=dict)
+    """Per phase (model, e2e, scaling-NAME): the 1-minute load average before and after each
+    round."""
     started: str = ""
     seconds: float = 0.0
     plots: list[Path] = field(default_factory=list)
@@ -69,6 +79,7 @@ class BenchReport:
         data["schema_version"] = SCHEMA_VERSION
         data["targets"] = self.targets()
         data["scaling_summary"] = self.scaling_summary()
+        data["speed_trust"] = self.speed_trust()
         return data
 
     def to_json(self) -> str:
@@ -101,6 +112,45 @@ class BenchReport:
         found.append({"target": "query latency p50 <= 4 ms", "measured": ours.query_p50_ms,
                       "unit": " ms", "met": ours.query_p50_ms <= TARGETS["query_p50_ms"]})
         return found
+
+    # --- trust ---------------------------------------------------------------------------
+
+    def _spreads(self) -> dict[str, float]:
+        """Relative spread over rounds of our own headline figures (what a card would quote)."""
+        from .measure import spread
+
+        found = {}
+        ours = {s.key for s in self.systems if s.role == "ours" and s.kind == "e2e"}
+        for r in self.end_to_end:
+            if r.system in ours and len(r.round_docs_per_s) > 1:
+                found[f"{r.system} docs/s"] = spread(r.round_docs_per_s)["relative"]
+                found[f"{r.system} query p50"] = spread(r.round_query_p50_ms or [0])["relative"]
+        for r in self.latency:
+            if r.system == "ov-int8" and len(r.round_medians_ms) > 1:
+                found[f"int8 latency {r.seq_len} tokens"] = spread(r.round_medians_ms)["relative"]
+        return found
+
+    def speed_trust(self) -> dict[str, Any]:
+        """Whether the speed figures are fit to publish, and if not, why (load, spread, rounds)."""
+        loads = [v for rounds in self.round_loads.values() for entry in rounds
+                 for v in entry.values() if v is not None]
+        cpus = int(self.hardware.get("logical_cpus") or self.hardware.get("threads") or 1)
+        reasons = []
+        if loads and max(loads) > BUSY_LOAD_PER_CPU * cpus:
+            reasons.append(f"the machine was busy: load average up to {max(loads):.2f} on {cpus} "
+                           f"CPUs (more than {BUSY_LOAD_PER_CPU:g} per CPU)")
+        if self.settings.get("rounds", 0) < MIN_ROUNDS:
+            reasons.append(f"{self.settings.get('rounds')} round(s): fewer than {MIN_ROUNDS}, "
+                           "so a median and its spread mean little")
+        spreads = self._spreads()
+        wide = {k: v for k, v in spreads.items() if v > WIDE_SPREAD}
+        if wide:
+            reasons.append("the rounds disagreed: " + ", ".join(
+                f"{k} varied by {100 * v:.0f}%" for k, v in wide.items())
+                + f" of the median (more than {100 * WIDE_SPREAD:.0f}%)")
+        return {"trusted": not reasons, "reasons": reasons,
+                "max_load_average": max(loads) if loads else None, "logical_cpus": cpus,
+                "spreads": spreads}
 
     # --- scaling -------------------------------------------------------------------------
 
@@ -159,7 +209,8 @@ class BenchReport:
             f"- OpenVINO CPU default inference precision: "
             f"{hw['openvino_cpu'].get('default_inference_precision', '?')}",
             f"- Load average at start: {hw['load_average']} (other work on the machine skews "
-            "every figure)",
+            "every figure); " + self._loads_md(),
+            f"- Speed figures fit to publish: {self._trust_md()}",
             f"- Versions: {versions}",
             "",
         ]
@@ -184,6 +235,19 @@ class BenchReport:
         if self.plots:
             lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in self.plots] + [""]
         return "\n".join(lines)
+
+    def _loads_md(self) -> str:
+        parts = []
+        for phase, rounds in self.round_loads.items():
+            values = [v for entry in rounds for v in entry.values() if v is not None]
+            if values:
+                parts.append(f"{phase} {min(values):.2f}-{max(values):.2f}")
+        return ("1-minute load average during the rounds: " + ", ".join(parts)) if parts else (
+            "no load average recorded during the rounds")
+
+    def _trust_md(self) -> str:
+        trust = self.speed_trust()
+        return "yes" if trust["trusted"] else "no: " + "; ".join(trust["reasons"])
 
     def _systems_md(self) -> list[str]:
         lines = ["## Systems", "", "| system | part | role | status | details |",
@@ -265,15 +329,21 @@ class BenchReport:
             f"{c['documents']:,} of {c['corpus_size']:,} documents (title + text), batch size "
             f"{self.settings['batch_size']}; {c['queries']} test queries embedded one at a time. "
             "Agreement: cosine between each system's document vectors and the baseline's.", "",
-            "| system | docs/s | vs ST torch | query p50 ms | query p90 ms | cosine mean (min) |",
-            "|---|---|---|---|---|---|",
+            "Load s: from the system's process start (imports included) to its first vector. "
+            "Spread: the lowest and highest docs/s over the rounds.", "",
+            "| system | docs/s (spread) | vs ST torch | query p50 ms | query p90 ms "
+            "| cosine to fp32 mean (min) | load s |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in self.end_to_end:
             cosine = ("-" if r.cosine_to_baseline_mean is None else
                       f"{r.cosine_to_baseline_mean:.4f} ({r.cosine_to_baseline_min:.4f})")
+            rates = r.docs_per_s_spread
+            spread = f" ({rates['min']:,.1f}-{rates['max']:,.1f})" if rates else ""
             lines.append(
-                f"| {self.label(r.system, 'e2e')} | {r.docs_per_s:,.1f} | {_ratio(r.speedup)} | "
-                f"{r.query_p50_ms:.2f} | {r.query_p90_ms:.2f} | {cosine} |"
+                f"| {self.label(r.system, 'e2e')} | {r.docs_per_s:,.1f}{spread} | "
+                f"{_ratio(r.speedup)} | {r.query_p50_ms:.2f} | {r.query_p90_ms:.2f} | {cosine} | "
+                f"{_fmt(r.load_s, 1)} |"
             )
         return [*lines, ""]
 

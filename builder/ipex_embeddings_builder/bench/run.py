@@ -67,7 +67,7 @@ FULL = BenchPlan(
     queries=None,
 )
 QUICK = BenchPlan(
-    rounds=1,
+    rounds=3,
     latency_seq_lens=(16, 128),
     latency_runs=5,
     latency_warmup=2,
@@ -75,8 +75,8 @@ QUICK = BenchPlan(
     throughput_seq_len=256,
     throughput_runs=2,
     throughput_warmup=1,
-    documents=64,
-    queries=10,
+    documents=128,
+    queries=30,
     scaling=(),
     parts=("model", "e2e"),
     build_missing=False,
@@ -94,6 +94,9 @@ class _Context:
     echo: Callable[[str], None]
     report: BenchReport
     config: Any = None
+    peers_dir: Path | None = None
+    peer_envs: dict[str, str] = field(default_factory=dict)
+    """Interpreters given with --peer-env NAME=PYTHON (they win over --peers-dir)."""
     source_path: Path | None = None
     folders: dict[str, Path] = field(default_factory=dict)
 
@@ -176,11 +179,56 @@ def _build_folder(ctx: _Context, precision: str) -> Path:
     return folder
 
 
-def _fleet(ctx: _Context, specs: Sequence[Any], setup: dict[str, Any], phase: str) -> Any:
+def _fleet(
+    ctx: _Context, specs: Sequence[Any], setup: dict[str, Any], phase: str,
+    peer_envs: dict[str, str | None] | None = None,
+) -> Any:
     from .measure import Fleet
 
     return Fleet(specs, threads=ctx.threads, setup=setup, peers_python=ctx.peers_python,
-                 log_dir=ctx.work_dir / "logs" / phase, echo=ctx.echo)
+                 log_dir=ctx.work_dir / "logs" / phase, echo=ctx.echo, peer_envs=peer_envs)
+
+
+def _peers(ctx: _Context) -> tuple[list[Any], dict[str, str], dict[str, str | None]]:
+    """The int8 peers' specs, those skipped (with why) and each environment's interpreter.
+
+    Each peer's model is built once into the work folder in its own environment; a missing
+    environment or a failed build is recorded as skipped with the reason.
+    """
+    from ..calibration import load_calibration
+    from .peers import build_peer, build_steps, missing_reason, peer_specs, resolve_peer_envs
+
+    if ctx.peers_dir is None and not ctx.peer_envs:
+        ctx.report.skipped_parts["int8 peers (openvino-genai, fastembed, optimum-intel, IPEX)"] = (
+            "no --peers-dir or --peer-env: set their environments up with "
+            "benchmarks/peers/setup_*.sh (see benchmarks/README.md)")
+        return [], {}, {}
+    envs = resolve_peer_envs(ctx.peers_dir, ctx.peer_envs)
+    specs = peer_specs(ctx.model_dir, ctx.source_path or Path(), ctx.work_dir,
+                       ctx.plan.batch_size)
+    skipped = {s.key: missing_reason(s.env, ctx.peers_dir) for s in specs if not envs[s.env]}
+    if not envs["optimum"]:  # genai-export runs optimum-intel's export, made in that env
+        skipped.setdefault("genai-export", "its model is optimum-intel's export, and "
+                           + missing_reason("optimum", ctx.peers_dir))
+    if ctx.source_path is None:
+        skipped.update({s.key: "the source model is not available" for s in specs})
+        return specs, skipped, envs
+    calibration = ctx.work_dir / "peers" / "calibration.json"
+    calibration.parent.mkdir(parents=True, exist_ok=True)
+    calibration.write_text(json.dumps({"texts": load_calibration().texts}), encoding="utf-8")
+    for env, step, options, keys in build_steps(ctx.model_dir, ctx.source_path, ctx.work_dir,
+                                                calibration):
+        if not envs[env] or all(key in skipped for key in keys):
+            continue
+        ctx.echo(f"  building {', '.join(keys)} in {envs[env]}")
+        try:
+            build_peer(envs[env], step, options,
+                       ctx.work_dir / "logs" / "peers" / f"build-{keys[0]}.log")
+        except RuntimeError as err:
+            skipped.update({key: str(err) for key in keys})
+            if step == "optimum":  # the optimum-cli fp32 export is genai-export's model too
+                skipped.setdefault("genai-export", f"needs the optimum build: {err}")
+    return specs, skipped, envs
 
 
 def _sweep(
@@ -207,6 +255,7 @@ def _sweep(
             fleet, model, batches, seq_len=min(plan.throughput_seq_len, positions),
             runs=plan.throughput_runs, warmup=plan.throughput_warmup, rounds=plan.rounds,
         )
+        report.round_loads[phase] = fleet.round_loads
         return fleet.statuses
 
 
@@ -257,14 +306,17 @@ def _end_to_end(ctx: _Context) -> None:
         )
     elif importlib.util.find_spec("ipex_embeddings.langchain") is None:
         skipped["langchain"] = "ipex_embeddings.langchain is not in this version of the package"
+    peers, peers_skipped, envs = _peers(ctx)
+    specs, skipped = [*specs, *peers], {**skipped, **peers_skipped}
     ctx.echo(f"End to end on {report.corpus['documents']} SciFact documents: "
              f"{', '.join(s.label for s in specs if s.key not in skipped)}")
     with _fleet(ctx, [s for s in specs if s.key not in skipped],
-                {"texts_file": str(texts_file)}, "e2e") as fleet:
+                {"texts_file": str(texts_file)}, "e2e", envs) as fleet:
         for spec in specs:
             if spec.key in skipped:
                 fleet.add_skipped(spec, skipped[spec.key])
         report.end_to_end += measure_end_to_end(fleet, plan.rounds, ctx.work_dir / "vectors")
+        report.round_loads["e2e"] = fleet.round_loads
         for status in fleet.statuses.values():
             needs_optimum = "ptimum" in status.reason or "could not start" in status.reason
             if status.status != "ok" and status.key.startswith("st-") and needs_optimum:
@@ -323,6 +375,8 @@ def run_bench(
     fp32_dir: Path | None = None,
     bf16_dir: Path | None = None,
     peers_python: str | None = None,
+    peers_dir: Path | None = None,
+    peer_envs: dict[str, str] | None = None,
     work_dir: Path | None = None,
     vnni_ports: int = 2,
     clock_ghz: float | None = None,
@@ -339,6 +393,10 @@ def run_bench(
             full plan builds them from the source model into `work_dir`.
         peers_python: interpreter for the sentence-transformers systems (default: this one, or
             $IPEX_EMBED_BENCH_PEERS_PYTHON); its onnx and openvino backends need optimum there.
+        peers_dir: where the int8 peers' environments are (one venv per peer, by name: ovgenai,
+            fastembed, optimum, ipex; made by benchmarks/peers/setup_NAME.sh). Without it and
+            `peer_envs`, the int8 peers are not part of the run (and the report says so).
+        peer_envs: NAME -> interpreter, for peer environments elsewhere (wins over peers_dir).
         work_dir: keep built folders, texts, vectors and worker logs here (default: a temporary
             folder, removed afterwards).
         vnni_ports: VNNI instructions issued per cycle per core, for the int8 peak without AMX.
@@ -377,7 +435,8 @@ def run_bench(
     work.mkdir(parents=True, exist_ok=True)
     ctx = _Context(model_dir, output_dir, work, plan, threads,
                    peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable, echo,
-                   report, config)
+                   report, config, Path(peers_dir).expanduser() if peers_dir else None,
+                   dict(peer_envs or {}))
     try:
         _resolve_source(ctx)
         if "model" in plan.parts:

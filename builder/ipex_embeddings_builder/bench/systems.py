@@ -36,7 +36,8 @@ END_TO_END = "e2e"
 VERSIONED_PACKAGES = (
     "ipex-embeddings", "openvino", "tokenizers", "numpy", "torch", "transformers",
     "sentence-transformers", "optimum", "optimum-intel", "optimum-onnx", "onnxruntime",
-    "langchain-core", "huggingface-hub",
+    "langchain-core", "huggingface-hub", "openvino-genai", "openvino-tokenizers", "fastembed",
+    "llama-index-embeddings-openvino", "nncf", "intel-extension-for-pytorch",
 )
 # The packages that decide each kind of system's speed, recorded with its figures.
 PACKAGES_OF = {
@@ -47,6 +48,11 @@ PACKAGES_OF = {
         "optimum-onnx", "onnxruntime", "openvino", "tokenizers",
     ),
     "langchain": ("ipex-embeddings", "langchain-core", "openvino", "tokenizers"),
+    "genai": ("openvino-genai", "openvino", "openvino-tokenizers"),
+    "fastembed": ("fastembed", "onnxruntime", "tokenizers", "torch", "transformers"),
+    "llamaindex": ("llama-index-embeddings-openvino", "optimum-intel", "optimum", "openvino",
+                   "nncf", "transformers", "torch"),
+    "ipex": ("intel-extension-for-pytorch", "torch", "transformers"),
 }
 
 
@@ -59,12 +65,16 @@ class SystemSpec:
     kind: str
     """MODEL_LEVEL (token ids through the transformer) or END_TO_END (texts through an API)."""
     factory: str
-    """Name of the loader in this module: torch, core, sentence_transformers or langchain."""
+    """Name of the loader: torch, core, sentence_transformers or langchain (this module), or a
+    peer's (peer_systems.FACTORIES: genai, fastembed, llamaindex, ipex)."""
     path: str
     """The model folder (ours) or the source model folder (PyTorch, sentence-transformers)."""
     options: dict[str, Any] = field(default_factory=dict)
     peer: bool = False
     """Run in the peers interpreter (sentence-transformers with optimum), not this one."""
+    env: str = ""
+    """The peer environment it runs in (peers.PEER_ENVS: ovgenai, fastembed, optimum, ipex), or
+    "" for this interpreter (or the peers interpreter when `peer`)."""
     role: str = "peer"
     """"baseline" (ratios are taken against it), "peer" (what users would pick instead), "ours",
     or "hybrid" (a peer's API running our model folder)."""
@@ -294,4 +304,8 @@ def load_system(spec: SystemSpec, threads: int) -> TokenModel | TextEmbedder:
         return SentenceTransformerEmbedder(path, threads, **options)
     if spec.factory == "langchain":
         return LangChainEmbedder(path, threads, **options)
+    from .peer_systems import FACTORIES
+
+    if spec.factory in FACTORIES:
+        return FACTORIES[spec.factory](path, threads, **options)
     raise ValueError(f"Unknown system factory {spec.factory!r}.")
