@@ -163,11 +163,11 @@ class TorchModel:
 
 
 class CoreModel:
-    """Our core's own compiled model, run on token ids (no tokenizer, no pooling).
+    """Our core's own compiled model, run on token ids (no tokenizer; pooling is in its graph).
 
     It uses the Encoder's latency-compiled model (`Encoder.compiled_model(1)`: one stream, every
-    thread, the folder's inference precision), which is exactly what `Encoder.encode` runs for a
-    single batch.
+    thread, the folder's inference precision, the pooling appended to the graph), which is
+    exactly what `Encoder.encode` runs for a single batch.
     """
 
     def __init__(self, path: str, threads: int) -> None:
@@ -268,7 +268,7 @@ class CoreEmbedder:
             "streams_for_many_batches": encoder.streams or encoder.threads,
             "batch_size": self.batch_size,
             "precision": encoder.config.precision,
-            "inference_precision": _property(encoder._compile(1), "INFERENCE_PRECISION_HINT"),
+            "inference_precision": _property(encoder.compiled_model(1), "INFERENCE_PRECISION_HINT"),
         }
 
 
