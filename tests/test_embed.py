@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,16 @@ def test_cli(tmp_path, demo_int8_dir, corpus, expected):
     bad = CliRunner().invoke(main, ["embed", str(demo_int8_dir), "--input",
                                     str(bad_corpus(tmp_path, corpus)), "-o", str(tmp_path / "b")])
     assert bad.exit_code == 1 and "row 3: field 'text' is int" in bad.output
+
+
+def test_faiss_example(demo_int8_dir):
+    import subprocess
+    import sys
+
+    example = Path(__file__).parents[1] / "examples/index_scifact_faiss.py"
+    out = subprocess.run([sys.executable, str(example), str(demo_int8_dir), "--judged-only"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Indexed 283 abstracts (384-d) in FAISS" in out.stdout
+    found, total = map(int, re.search(r"top 10 for (\d+) of (\d+) test", out.stdout).groups())
+    assert total == 300 and found >= 0.8 * total  # a broken index or id mapping finds few

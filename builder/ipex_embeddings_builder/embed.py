@@ -278,7 +278,8 @@ def _progress(total: int) -> object:
 @click.option("--threads", type=int,
               help="Inference threads (local: default every core; ray: per actor, default 1).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--address", help='Ray cluster address (engine ray; default: "auto", else local).')
+@click.option("--address", help="Ray cluster address, e.g. HOST:6379 or auto (engine ray; "
+              "default: $RAY_ADDRESS, else a new local cluster).")
 @click.option("--actors", type=int, default=1, show_default=True,
               help="Ray actors, each loading the model once (engine ray).")
 def embed_command(
