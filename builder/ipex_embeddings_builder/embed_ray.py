@@ -93,7 +93,7 @@ def embed_on_ray(
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         ShardWriter,
         batch_size=1,
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads,
         fn_constructor_args=(str(model), str(output.resolve()), settings),
         max_restarts=max_restarts,

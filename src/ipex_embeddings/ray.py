@@ -8,10 +8,10 @@
     ds.write_parquet("s3://bucket/vectors/")
 
 `RayEmbedder` is the callable class behind it, for your own `map_batches(RayEmbedder,
-batch_format="pyarrow", concurrency=N, num_cpus=T, fn_constructor_kwargs={...})`: Ray builds it
-once per actor (the model is loaded once per actor, with T inference threads), and it adds a
-`fixed_size_list<float32>[dimension]` column. The core (`ipex_embeddings.Encoder`) never imports
-this module.
+batch_format="pyarrow", compute=ActorPoolStrategy(size=N), num_cpus=T,
+fn_constructor_kwargs={...})`: Ray builds it once per actor (the model is loaded once per actor,
+with T inference threads), and it adds a `fixed_size_list<float32>[dimension]` column. The core
+(`ipex_embeddings.Encoder`) never imports this module.
 """
 
 from __future__ import annotations
@@ -172,12 +172,12 @@ def embed_dataset(
     Raises:
         ImportError: Ray Data is not installed (with the pip line).
     """
-    require_ray()
+    ray = require_ray()
     return dataset.map_batches(
         RayEmbedder,
         batch_format="pyarrow",
         batch_size=rows_per_batch,
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads_per_actor,
         fn_constructor_args=(str(model),),
         fn_constructor_kwargs={
