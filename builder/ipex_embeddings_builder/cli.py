@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "bench": "ipex_embeddings_builder.bench:bench_command",
     "build": "ipex_embeddings_builder.build:build_command",
     "publish": "ipex_embeddings_builder.publish:publish_command",
+    "embed": "ipex_embeddings_builder.embed:embed_command",
 }
 
 
