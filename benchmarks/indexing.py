@@ -71,6 +71,8 @@ def embed_ray(model: str, corpus: Path, work: Path, cores: int, docs: int, actor
 
     from ipex_embeddings_builder.embed import EmbedOptions, embed_corpus
 
+    # a throwaway local cluster: no auth token written to ~/.ray for later clusters to trip on
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
     try:
         options = EmbedOptions(id_field="id", threads=cores // actors)

@@ -23,6 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+# Ray turns token authentication on by itself when ~/.ray/auth_token exists (a ray.init()
+# elsewhere may have written it); this throwaway loopback cluster runs without it.
+os.environ["RAY_AUTH_MODE"] = "disabled"
 ray = pytest.importorskip("ray")
 
 import ipex_embeddings  # noqa: E402
