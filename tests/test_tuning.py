@@ -1,7 +1,9 @@
 """Accuracy-aware quantization: layer groups, the search, and what it records.
 
 The search runs on the demo model with a small deterministic subset of SciFact's train queries
-and a short calibration; its fp32 reference scores come from the cache test_validate.py fills.
+and a short calibration. Its fp32 reference on the tuning split is our fp32 IR of the same
+export (the default); the test-split report is against PyTorch, from the cache test_validate.py
+fills.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ipex_embeddings_builder.quantize import MODEL_FILE, QuantizeOptions
 from ipex_embeddings_builder.source import inspect_source
 from ipex_embeddings_builder.tuning import (
     PASS_THROUGH,
+    TUNING_REFERENCES,
     TUNING_SPLIT,
     TuningError,
     layer_groups,
@@ -98,6 +101,7 @@ def test_tune_keeps_the_most_sensitive_layers(reference_cache: Path, tmp_path: P
     quantization = config["quantization"]
     assert quantization["keep_higher_precision"] == steps[-1].kept
     assert quantization["tuning"]["split"] == TUNING_SPLIT
+    assert quantization["tuning"]["reference"] == TUNING_REFERENCES["ir"]
     assert quantization["tuning"]["steps"][-1]["losses"] == steps[-1].losses
     tuned = openvino_core().read_model(output / MODEL_FILE)
     for op in steps[-1].kept:
