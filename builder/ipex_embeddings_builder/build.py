@@ -483,7 +483,7 @@ def run_build(options: BuildOptions) -> str | None:
                    "the tuning and the gate before publishing [default: 1.0].")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1),
               help="Smallest cosine to fp32 allowed on validate's fixed short-to-long texts: "
-                   "part of the gate before publishing [default: 0.98].")
+                   "part of the gate before publishing [default: 0.9].")
 @click.option("--tune/--no-tune", default=True, show_default=True,
               help="Accuracy-aware quantization: keep the most sensitive layers out of int8 until "
                    "--max-loss is met on SciFact's train queries. --no-tune: all layers in int8.")
