@@ -139,15 +139,27 @@ def quantize_model(
         advanced = AdvancedQuantizationParameters(
             smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=options.smooth_quant_alpha)
         )
-    return nncf.quantize(
-        ov_model,
-        nncf.Dataset(data),
-        model_type=nncf.ModelType.TRANSFORMER,
-        preset=nncf.QuantizationPreset(options.preset),
-        subset_size=len(data),
-        ignored_scope=nncf.IgnoredScope(names=list(options.keep_higher_precision), validate=False),
-        advanced_parameters=advanced,
-    )
+    from tqdm.auto import tqdm
+
+    # NNCF's own bars draw only on a terminal; this one counts the texts its passes run
+    # (SmoothQuant's statistics, then the ranges) wherever stderr goes.
+    with tqdm(desc="calibration passes", unit="text", mininterval=2.0) as bar:
+
+        def counted(item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            bar.update(1)
+            return item
+
+        return nncf.quantize(
+            ov_model,
+            nncf.Dataset(data, counted),
+            model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset(options.preset),
+            subset_size=len(data),
+            ignored_scope=nncf.IgnoredScope(
+                names=list(options.keep_higher_precision), validate=False
+            ),
+            advanced_parameters=advanced,
+        )
 
 
 @contextmanager

@@ -151,6 +151,7 @@ def _tuning_reference(
 
     from .mteb_model import EncoderModel, _model_digest
 
+    logger.info("Compiling the fp32 IR as the tuning split's reference")
     folder = scratch / "fp32"
     folder.mkdir()
     save_model_folder(fp32_model, folder, source, calibration, QuantizeOptions("fp32"), 0.0)
@@ -262,6 +263,7 @@ def tune_to_folder(
     # A local folder is recorded by name only (the JSON is published): give validation its path.
     local_source = None if source.revision else source.path
     tuning_tasks = build_tasks(tasks, split=TUNING_SPLIT, subset=subset)
+    echo(f"Exporting {source.model_id} to OpenVINO IR")
     fp32_model = export_model(source)
     steps: list[TuningStep] = []
     ranking: list[LayerGroup] = []

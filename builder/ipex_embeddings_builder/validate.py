@@ -164,6 +164,7 @@ def build_tasks(
 
     `tasks=None` means SciFact and SciFactReranking, unless only `beir_dirs` are given.
     """
+    logger.info("Loading the tasks' data (split %s; importing mteb)", split)
     from .mteb_tasks import DEFAULT_TASKS, beir_folder_task, make_task
 
     names = list(tasks) if tasks is not None else ([] if beir_dirs else list(DEFAULT_TASKS))
@@ -172,6 +173,7 @@ def build_tasks(
     if not built:
         raise click.UsageError("No tasks to run: give --task NAME or --beir-dir FOLDER.")
     for task in built:
+        logger.info("  %s (%s): loading data", task.metadata.name, split)
         try:
             task.load_data()
         except click.ClickException:
