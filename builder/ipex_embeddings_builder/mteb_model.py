@@ -97,7 +97,7 @@ class _TextModel(AbsEncoder):
 
         ordered = sorted(texts, key=len, reverse=True)  # chunks keep the core's length sorting
         memo = self._memo if self._memo is not None else {}
-        label = f"{self.mteb_model_meta.name.split('/')[-1]} {kind}s"
+        label = f"{self.mteb_model_meta.name.split('/')[-1]}: {kind.replace('y', 'ie')}s"
         with tqdm(total=len(ordered), desc=label, unit="text", mininterval=2.0,
                   disable=len(ordered) < PROGRESS_CHUNK) as bar:
             for start in range(0, len(ordered), PROGRESS_CHUNK):
