@@ -488,7 +488,8 @@ def run_build(options: BuildOptions) -> str | None:
               help="Accuracy-aware quantization: keep the most sensitive layers out of int8 until "
                    "--max-loss is met on SciFact's train queries. --no-tune: all layers in int8.")
 @click.option("--calibration", type=click.Path(path_type=Path),
-              help="Calibration texts (JSONL or plain text); default: the SciFact corpus.")
+              help="Calibration texts (JSONL or plain text), calibrated as documents; default: "
+                   "SciFact documents, train queries and short texts.")
 @click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
 @click.option("--pooling", type=click.Choice(["cls", "mean"]), help="Override the pooling.")
 @click.option("--max-seq-length", type=int, help="Override the model's max_seq_length.")

@@ -73,7 +73,8 @@ def main() -> None:
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help='JSONL ({"text": ...} per line) or plain text file; default: SciFact corpus.',
+    help='JSONL ({"text": ...} per line) or plain text file, calibrated as documents; default: '
+    "SciFact documents (document prompt), train queries (query prompt) and short texts.",
 )
 @click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
 @click.option(
