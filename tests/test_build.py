@@ -112,6 +112,51 @@ def test_build_writes_a_validated_folder_with_its_card(built: tuple[Path, str]) 
     assert "build_state.json" not in plan
 
 
+def _build_machine_paths(folder: Path) -> list[str]:
+    """Paths that mean nothing anywhere but on the machine that built `folder`."""
+    import site
+    import sysconfig
+    import tempfile
+
+    import ipex_embeddings_builder
+    from ipex_embeddings_builder.demo import demo_model_path
+
+    paths = [folder.resolve(), folder.resolve().parent, Path.home(), Path(tempfile.gettempdir()),
+             Path(sysconfig.get_paths()["purelib"]), demo_model_path(),
+             Path(__file__).parent.parent,
+             Path(ipex_embeddings_builder.__file__).parent]
+    paths += [Path(p) for p in site.getsitepackages()]
+    return sorted({str(p) for p in paths}, key=len, reverse=True)
+
+
+def test_published_files_hold_no_build_machine_paths(built: tuple[Path, str]) -> None:
+    """Issue 10 item 7: every file that goes to the Hub names things, never local paths."""
+    from ipex_embeddings_builder.publish import plan_commit
+
+    folder, _ = built
+    plan = plan_commit(folder, f"alice/{NAME}")
+    paths = _build_machine_paths(folder)
+    checked = []
+    for planned in plan.files:
+        try:
+            text = planned.local_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # weights: no text to hold a path
+        checked.append(planned.path_in_repo)
+        leaks = [p for p in paths if p in text]
+        assert not leaks, f"{planned.path_in_repo} holds {leaks}"
+    assert {"ipex_embeddings.json", "validation.json", "validation.md", "README.md",
+            "openvino/openvino_model.xml"} <= set(checked)
+    assert "build_state.json" not in {f.path_in_repo for f in plan.files}
+
+
+def test_rebuild_command_names_the_calibration_file_not_its_path(tmp_path: Path) -> None:
+    from ipex_embeddings_builder.build import BuildOptions
+
+    command = BuildOptions(output=tmp_path / NAME, calibration=tmp_path / "docs.jsonl").command()
+    assert "--calibration docs.jsonl" in command and str(tmp_path) not in command
+
+
 def test_rebuild_skips_what_is_up_to_date_and_resumes(copy_of_build: Path) -> None:
     again = stage_lines(run_build(copy_of_build, *OPTIONS, "--dry-run"))
     assert all("skipped" in again[name] for name in ("quantize", "validate", "card"))

@@ -18,6 +18,7 @@ from ipex_embeddings_builder.quantize import MODEL_FILE, QuantizeOptions
 from ipex_embeddings_builder.source import inspect_source
 from ipex_embeddings_builder.tuning import (
     PASS_THROUGH,
+    TUNING_REFERENCES,
     TUNING_SPLIT,
     TuningError,
     layer_groups,
@@ -98,6 +99,7 @@ def test_tune_keeps_the_most_sensitive_layers(reference_cache: Path, tmp_path: P
     quantization = config["quantization"]
     assert quantization["keep_higher_precision"] == steps[-1].kept
     assert quantization["tuning"]["split"] == TUNING_SPLIT
+    assert quantization["tuning"]["reference"] == TUNING_REFERENCES["torch"]
     assert quantization["tuning"]["steps"][-1]["losses"] == steps[-1].losses
     tuned = openvino_core().read_model(output / MODEL_FILE)
     for op in steps[-1].kept:
@@ -133,3 +135,18 @@ def test_max_loss_needs_int8(tmp_path: Path) -> None:
             QuantizeOptions(precision="fp32"),
             max_loss=1.0,
         )
+
+
+def test_tuning_can_score_against_the_fp32_ir(tiny_bert, tmp_path: Path) -> None:
+    """reference="ir": the tuning split's fp32 scores come from our fp32 IR, cached apart from
+    PyTorch's (their key names the runtime and the IR's digest)."""
+    source = inspect_source(str(tiny_bert("tiny", pooling="mean")))
+    cache = tmp_path / "cache"
+    result = tune_to_folder(
+        source, load_calibration(samples=32), tmp_path / "tuned", max_loss=1000.0, subset=5,
+        cache_dir=cache, report=False, reference="ir",
+    )
+    assert result.config.quantization["tuning"]["reference"] == TUNING_REFERENCES["ir"]
+    keys = [json.loads(p.read_text())["key"] for p in sorted(cache.glob("*.json"))]
+    assert len(keys) == 2
+    assert all(key["reference_runtime"].startswith("openvino-fp32-ir:") for key in keys)

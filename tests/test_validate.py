@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from ipex_embeddings_builder.cli import main
 from ipex_embeddings_builder.data import SCIFACT_DIR, load_beir
+from ipex_embeddings_builder.fidelity import DEFAULT_MIN_COSINE
 
 SUBSET = 20
 SPLIT = "train"
@@ -180,6 +181,12 @@ def test_validate_scores_both_models_and_gates(
             100 * (row["fp32"] - row["int8"]) / row["fp32"]
         )
     assert "| SciFactReranking | map_at_1000 |" in (folder / "validation.md").read_text()
+    fidelity = report["fidelity"]
+    assert fidelity["passed"] and fidelity["min_cosine"] == DEFAULT_MIN_COSINE
+    assert DEFAULT_MIN_COSINE <= fidelity["min"] <= fidelity["mean"] < 1.0
+    assert set(fidelity["groups"]) == {"short", "medium", "long"}
+    assert "Fidelity to fp32" in (folder / "validation.md").read_text()
+    assert report["model"] == folder.name and str(tmp_path) not in json.dumps(report)
 
     # A gate just under the measured loss must fail, with the report, from cached fp32 scores.
     worst = max(r["relative_loss"] for r in report["rows"])
@@ -190,6 +197,13 @@ def test_validate_scores_both_models_and_gates(
     again = json.loads((folder / "validation.json").read_text())
     assert [r["fp32"] for r in again["rows"]] == [r["fp32"] for r in report["rows"]]
     assert [r["int8"] for r in again["rows"]] == pytest.approx([r["int8"] for r in report["rows"]])
+
+    # The fidelity gate fails a model on its own, with the text that is furthest from fp32.
+    close = CliRunner().invoke(main, [*base, "--max-loss", "100", "--min-cosine", "0.99999"])
+    assert close.exit_code == 1, close.output
+    assert "under --min-cosine 0.99999" in close.output
+    assert "lost more than" not in close.output
+    assert not json.loads((folder / "validation.json").read_text())["passed"]
 
 
 def test_fp32_ir_scores_as_the_pytorch_reference(
@@ -205,6 +219,7 @@ def test_fp32_ir_scores_as_the_pytorch_reference(
     assert report.precision == "fp32"
     for row in report.rows:
         assert abs(row.relative_loss) < 0.1, report.to_markdown()
+    assert report.fidelity is not None and report.fidelity["min"] >= 0.9999, report.fidelity
 
 
 def test_prompt_type_maps_to_the_folders_prompts(tiny_bert, tmp_path: Path) -> None:

@@ -1,30 +1,88 @@
-"""Calibration texts for static int8 quantization: read, sample reproducibly, digest."""
+"""Calibration texts for static int8 quantization: read or compose, sample reproducibly, digest.
+
+The default set covers what the runtime accepts, not only long documents: SciFact corpus
+documents (embedded with the document prompt), SciFact TRAIN queries (query prompt) and short
+texts (the first words or sentence of other documents, and a few edge strings) with either
+prompt. Test queries are never used. A user's own file is calibrated as documents.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from .data import SCIFACT_DIR
+from .data import SCIFACT_DIR, document_text, load_beir
 
-__all__ = ["DEFAULT_CALIBRATION", "MIN_SAMPLES", "CalibrationSet", "load_calibration"]
+__all__ = [
+    "CALIBRATION_EDGE_TEXTS",
+    "DEFAULT_CALIBRATION",
+    "DEFAULT_CALIBRATION_NAME",
+    "DEFAULT_MIX",
+    "MIN_SAMPLES",
+    "CalibrationSet",
+    "default_calibration",
+    "load_calibration",
+]
 
 DEFAULT_CALIBRATION = SCIFACT_DIR / "corpus.jsonl"
+DEFAULT_CALIBRATION_NAME = "SciFact corpus + train queries + short texts (vendored)"
 MIN_SAMPLES = 32  # below this, activation ranges are estimated from too few tokens to trust
+DEFAULT_MIX = {"documents": 0.5, "queries": 0.3, "short": 0.2}
+"""Shares of the default set: whole documents, train queries, short texts."""
+CALIBRATION_EDGE_TEXTS = ("", "-", "yes", "No.", "why")
+"""Edge strings in every default set. "" stands for all whitespace-only input (the tokenizer
+gives the same [CLS] [SEP] for "", " " and "\\n\\t "); the words differ from the fidelity set's."""
+SHORT_WORDS = (1, 2, 3, 5, 8, 13)
+"""Word counts of the document fragments in the short share; every sixth one is a sentence."""
 
 
 @dataclass
 class CalibrationSet:
-    """The texts used to calibrate, in order, and their sha256 digest."""
+    """The texts used to calibrate, in order, the kind (prompt) of each, and their digest."""
 
     texts: list[str]
     source: str
+    """A name, never a local path: "SciFact ... (vendored)" or the file's name."""
     digest: str
+    kinds: list[str] = field(default_factory=list)
+    """ "query" or "document" per text; empty means all documents."""
+    mix: dict[str, int] = field(default_factory=dict)
+    """How many texts of each part: documents, queries, short (or file)."""
+    file_sha256: str = ""
+    """sha256 of the user's calibration file ("" for the vendored default)."""
+
+    def kind_of(self, index: int) -> str:
+        """The prompt kind of text `index`."""
+        return self.kinds[index] if self.kinds else "document"
+
+    def part(self, start: int, stop: int) -> CalibrationSet:
+        """Texts `start:stop` with their kinds (tuning quantizes on one part, measures on
+        another)."""
+        kinds = self.kinds[start:stop] if self.kinds else []
+        return CalibrationSet(
+            self.texts[start:stop], self.source, _digest(self.texts[start:stop], kinds), kinds,
+            self.mix, self.file_sha256,
+        )
+
+    def record(self) -> dict[str, object]:
+        """What the model JSON's quantization record says about the set (names and digests)."""
+        return {
+            "calibration_source": self.source,
+            "calibration_mix": dict(self.mix),
+            **({"calibration_file_sha256": self.file_sha256} if self.file_sha256 else {}),
+        }
+
+
+def _digest(texts: list[str], kinds: list[str]) -> str:
+    # Plain document sets keep the digest they always had, so existing folders stay current.
+    joined = "\0".join(texts) if not kinds else "\0".join(f"{k}:{t}" for k, t in zip(kinds, texts))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
 
 
 def _read_texts(path: Path) -> list[str]:
@@ -48,16 +106,53 @@ def _read_texts(path: Path) -> list[str]:
     return texts
 
 
+def _fragment(text: str, number: int) -> str:
+    """The first sentence of `text` (every sixth number) or its first few words."""
+    if number % len(SHORT_WORDS) == len(SHORT_WORDS) - 1:
+        return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return " ".join(text.split()[: SHORT_WORDS[number % len(SHORT_WORDS)]])
+
+
+def default_calibration(samples: int = 300, seed: int = 0) -> CalibrationSet:
+    """The default mix: documents, train queries and short texts, shuffled with `seed`."""
+    data = load_beir(SCIFACT_DIR, split="train")
+    rng = random.Random(seed)
+    n_queries = round(samples * DEFAULT_MIX["queries"])
+    n_short = round(samples * DEFAULT_MIX["short"])
+    n_docs = samples - n_queries - n_short
+    docs = [document_text(doc) for doc in data.corpus.values()]
+    picked = rng.sample(docs, n_docs + n_short)
+    queries = rng.sample(sorted(data.queries.values()), n_queries)
+    edges = list(CALIBRATION_EDGE_TEXTS)[:n_short]
+    fragments = [_fragment(text, i) for i, text in enumerate(picked[n_docs:][len(edges):])]
+    short = edges + fragments
+    items = [(t, "document") for t in picked[:n_docs]] + [(q, "query") for q in queries]
+    # Short texts alternate prompts: both reach the runtime.
+    items += [(t, "query" if i % 2 else "document") for i, t in enumerate(short)]
+    rng.shuffle(items)
+    texts, kinds = [t for t, _ in items], [k for _, k in items]
+    return CalibrationSet(
+        texts=texts,
+        source=DEFAULT_CALIBRATION_NAME,
+        digest=_digest(texts, kinds),
+        kinds=kinds,
+        mix={"documents": n_docs, "queries": n_queries, "short": n_short},
+    )
+
+
 def load_calibration(
     path: str | Path | None = None, samples: int = 300, seed: int = 0
 ) -> CalibrationSet:
-    """Read JSONL ("text" per line) or plain text (a text per line) and sample `samples` texts."""
+    """The default mix (`path=None`), or `samples` texts of JSONL ("text" per line) or plain text
+    (a text per line), all calibrated as documents."""
     if samples < MIN_SAMPLES:
         raise click.ClickException(
             f"--samples {samples} is below the minimum of {MIN_SAMPLES} calibration texts; "
             "static int8 needs enough text to estimate activation ranges. Use 300 (the default)."
         )
-    source = Path(path) if path else DEFAULT_CALIBRATION
+    if path is None:
+        return default_calibration(samples, seed)
+    source = Path(path)
     texts = _read_texts(source)
     if len(texts) < MIN_SAMPLES:
         raise click.ClickException(
@@ -67,5 +162,10 @@ def load_calibration(
         )
     if len(texts) > samples:
         texts = random.Random(seed).sample(texts, samples)
-    digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
-    return CalibrationSet(texts=texts, source=str(source), digest=digest)
+    return CalibrationSet(
+        texts=texts,
+        source=source.name,
+        digest=_digest(texts, []),
+        mix={"file": len(texts)},
+        file_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
 import time
 from pathlib import Path
 
@@ -37,10 +39,27 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def configure_logging() -> None:
+    """INFO and above from the builder's modules to stderr, one plain line each.
+
+    Called per invocation, so the handler writes to the stderr of this run (a test's runner
+    swaps it); the previous run's handler is replaced, never stacked.
+    """
+    logger = logging.getLogger("ipex_embeddings_builder")
+    for handler in [h for h in logger.handlers if getattr(h, "_ipex_embed_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._ipex_embed_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ipex-embeddings")
 def main() -> None:
     """Build, validate, benchmark and publish int8 text-embedding models for Intel Xeon CPUs."""
+    configure_logging()
 
 
 @main.command()
@@ -55,7 +74,8 @@ def main() -> None:
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help='JSONL ({"text": ...} per line) or plain text file; default: SciFact corpus.',
+    help='JSONL ({"text": ...} per line) or plain text file, calibrated as documents; default: '
+    "SciFact documents (document prompt), train queries (query prompt) and short texts.",
 )
 @click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
 @click.option(
@@ -134,3 +154,7 @@ def quantize(
         f"Wrote {output} ({config.precision}, {config.dimension}-d) in "
         f"{time.perf_counter() - started:.1f} s"
     )
+
+
+if __name__ == "__main__":
+    main()

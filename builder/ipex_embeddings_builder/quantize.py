@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,8 @@ __all__ = [
     "save_model_folder",
     "write_atomically",
 ]
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE = "openvino/openvino_model.xml"
 # Files copied from the source so the folder also loads in sentence-transformers and transformers.
@@ -87,17 +90,22 @@ def export_model(source: SourceModel) -> Any:
 
 
 def calibration_inputs(
-    source: SourceModel, texts: list[str], input_names: list[str]
+    source: SourceModel,
+    texts: list[str],
+    input_names: list[str],
+    kinds: Sequence[str] = (),
 ) -> list[dict[str, np.ndarray]]:
-    """One model input per text (document prompt, truncated to max_seq_length), for NNCF."""
+    """One model input per text, for NNCF: the query or document prompt as `kinds` says (all
+    documents when empty), truncated to max_seq_length as the runtime truncates."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(source.max_seq_length)
-    prompt = source.document_prompt
+    prompts = {"query": source.query_prompt, "document": source.document_prompt}
+    prompted = [prompts[kinds[i] if kinds else "document"] + t for i, t in enumerate(texts)]
     items = []
-    for encoding in tokenizer.encode_batch([prompt + t for t in texts]):
+    for encoding in tokenizer.encode_batch(prompted):
         arrays = {
             "input_ids": np.array([encoding.ids], dtype=np.int64),
             "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
@@ -116,7 +124,11 @@ def quantize_model(
     import nncf
 
     input_names = [p.get_any_name() for p in ov_model.inputs]
-    data = calibration_inputs(source, calibration.texts, input_names)
+    data = calibration_inputs(source, calibration.texts, input_names, calibration.kinds)
+    logger.info(
+        "Calibrating int8 on %d texts (%s) with NNCF", len(data),
+        ", ".join(f"{n} {part}" for part, n in calibration.mix.items()) or calibration.source,
+    )
     advanced = None
     if options.smooth_quant_alpha is not None:
         from nncf.quantization.advanced_parameters import (
@@ -127,15 +139,27 @@ def quantize_model(
         advanced = AdvancedQuantizationParameters(
             smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=options.smooth_quant_alpha)
         )
-    return nncf.quantize(
-        ov_model,
-        nncf.Dataset(data),
-        model_type=nncf.ModelType.TRANSFORMER,
-        preset=nncf.QuantizationPreset(options.preset),
-        subset_size=len(data),
-        ignored_scope=nncf.IgnoredScope(names=list(options.keep_higher_precision), validate=False),
-        advanced_parameters=advanced,
-    )
+    from tqdm.auto import tqdm
+
+    # NNCF's own bars draw only on a terminal; this one counts the texts its passes run
+    # (SmoothQuant's statistics, then the ranges) wherever stderr goes.
+    with tqdm(desc="calibration passes", unit="text", mininterval=2.0) as bar:
+
+        def counted(item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            bar.update(1)
+            return item
+
+        return nncf.quantize(
+            ov_model,
+            nncf.Dataset(data, counted),
+            model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset(options.preset),
+            subset_size=len(data),
+            ignored_scope=nncf.IgnoredScope(
+                names=list(options.keep_higher_precision), validate=False
+            ),
+            advanced_parameters=advanced,
+        )
 
 
 @contextmanager
@@ -174,6 +198,7 @@ def quantize_to_folder(
     options = options or QuantizeOptions()
     started = time.perf_counter()
     with write_atomically(output, overwrite) as staging:
+        logger.info("Exporting %s to OpenVINO IR", source.model_id)
         ov_model = quantize_model(export_model(source), source, calibration, options)
         config = save_model_folder(
             ov_model, staging, source, calibration, options, time.perf_counter() - started
@@ -218,7 +243,7 @@ def save_model_folder(
             "preset": options.preset if options.precision == "int8" else None,
             "model_type": "transformer",
             "samples": len(calibration.texts),
-            "calibration_source": calibration.source,
+            **calibration.record(),
             "keep_higher_precision": list(options.keep_higher_precision),
             "seconds": round(seconds, 1),
             **(extra or {}),

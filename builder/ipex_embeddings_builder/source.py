@@ -109,6 +109,15 @@ def _prompts(path: Path) -> tuple[str, str]:
     return query, document
 
 
+def _recorded_id(model: str) -> str:
+    """The source's name in the model JSON, which is published: the demo's Hub id, a Hub id or a
+    relative folder as given, an absolute (or ~) folder by its name only."""
+    if model == DEMO_MODEL:
+        return DEMO_MODEL_ID
+    path = Path(model).expanduser()
+    return path.name if path.is_absolute() else model
+
+
 def inspect_source(
     model: str,
     *,
@@ -165,7 +174,7 @@ def inspect_source(
     found_query, found_document = _prompts(path)
     return SourceModel(
         path=path,
-        model_id=DEMO_MODEL_ID if model == DEMO_MODEL else model,
+        model_id=_recorded_id(model),
         revision=resolved_revision,
         model_type=model_type,
         pooling=pooling or found_pooling or "",

@@ -4,12 +4,17 @@ Each task is run with mteb (`mteb.evaluate`) twice: on the folder's OpenVINO mod
 source model in fp32 PyTorch. The relative loss per task is 100 * (fp32 - model) / fp32 percent;
 a task over `max_loss` fails the model. The fp32 scores are cached on disk, keyed by source
 model, revision, task, split, subset and settings, so rebuilding a model does not recompute them.
+The gate also holds the model to `min_cosine` on a fixed set of short to over-long texts
+(`fidelity`), which SciFact does not cover.
+
+The report names the model and its source, never a local path: it is published with the model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -20,6 +25,10 @@ from typing import Any
 
 import click
 
+from .fidelity import DEFAULT_MIN_COSINE, FidelityResult
+
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_CACHE_DIR",
     "DEFAULT_MAX_LOSS",
@@ -28,7 +37,9 @@ __all__ = [
     "ValidationReport",
     "ValidationRow",
     "build_tasks",
+    "check_fidelity",
     "compare_with_reference",
+    "gate_failure",
     "relative_loss",
     "run_validation",
     "validate_command",
@@ -84,11 +95,15 @@ class ValidationReport:
     subset: int | None = None
     command: str = ""
     mteb_version: str = ""
+    fidelity: dict[str, Any] | None = None
+    """`FidelityResult.to_dict()`: cosine to fp32 on the fixed texts, and its gate."""
 
     @property
     def passed(self) -> bool:
-        """True when every task lost at most `max_loss` percent."""
-        return all(row.relative_loss <= self.max_loss for row in self.rows)
+        """True when every task lost at most `max_loss` percent and fidelity (when measured)
+        met its minimum cosine."""
+        fidelity_ok = self.fidelity is None or bool(self.fidelity.get("passed"))
+        return fidelity_ok and all(row.relative_loss <= self.max_loss for row in self.rows)
 
     @property
     def failures(self) -> list[ValidationRow]:
@@ -107,13 +122,15 @@ class ValidationReport:
                 f"| {row.task} | {row.metric} | {row.fp32:.4f} | {row.int8:.4f} | "
                 f"{row.relative_loss:+.2f} % |"
             )
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} task(s) over)"
+        verdict = "PASSED" if not self.failures else f"FAILED ({len(self.failures)} task(s) over)"
         lines += [
             "",
             f"Model: `{self.model}` ({self.precision}); reference: `{self.reference}` in fp32 "
             f"PyTorch. Split: {self.split}, {scope}. mteb {self.mteb_version}.",
             f"Gate: relative loss at most {self.max_loss:g} % per task: **{verdict}**.",
         ]
+        if self.fidelity is not None:
+            lines += ["", _fidelity_result(self.fidelity).describe()]
         if self.command:
             lines.append(f"Re-run: `{self.command}`")
         return "\n".join(lines) + "\n"
@@ -132,6 +149,10 @@ class ValidationReport:
         return paths
 
 
+def _fidelity_result(data: dict[str, Any]) -> FidelityResult:
+    return FidelityResult(**{k: v for k, v in data.items() if k != "passed"})
+
+
 def build_tasks(
     tasks: Sequence[str] | None = None,
     beir_dirs: Sequence[Path] = (),
@@ -143,6 +164,7 @@ def build_tasks(
 
     `tasks=None` means SciFact and SciFactReranking, unless only `beir_dirs` are given.
     """
+    logger.info("Loading the tasks' data (split %s; importing mteb)", split)
     from .mteb_tasks import DEFAULT_TASKS, beir_folder_task, make_task
 
     names = list(tasks) if tasks is not None else ([] if beir_dirs else list(DEFAULT_TASKS))
@@ -151,6 +173,7 @@ def build_tasks(
     if not built:
         raise click.UsageError("No tasks to run: give --task NAME or --beir-dir FOLDER.")
     for task in built:
+        logger.info("  %s (%s): loading data", task.metadata.name, split)
         try:
             task.load_data()
         except click.ClickException:
@@ -199,10 +222,14 @@ def _data_digest(task: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def _cache_key(task: Any, config: Any, fingerprint: str, subset: int | None) -> dict[str, Any]:
+def _cache_key(
+    task: Any, config: Any, fingerprint: str, subset: int | None, runtime: str = ""
+) -> dict[str, Any]:
     import mteb
 
+    # PyTorch keys carry no runtime entry, so scores cached before other runtimes stay valid.
     return {
+        **({"reference_runtime": runtime} if runtime else {}),
         "source_model": config.source_model,
         "source_revision": fingerprint,
         "task": task.metadata.name,
@@ -241,10 +268,13 @@ def reference_scores(
     subset: int | None = None,
     cache_dir: Path | None = None,
     reference: str | Path | None = None,
-    echo: Any = click.echo,
+    reference_model: Any = None,
+    reference_runtime: str = "",
+    echo: Any = logger.info,
 ) -> dict[str, tuple[str, float, float | None]]:
     """(metric, fp32 score, seconds or None when cached) per task, from the cache or by running
-    the source model."""
+    the source model in PyTorch, or `reference_model` (an mteb model, e.g. the fp32 IR, named by
+    `reference_runtime` in the cache key)."""
     from .mteb_model import reference_source, source_fingerprint
 
     cache = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
@@ -254,7 +284,7 @@ def reference_scores(
     fingerprint = revision or source_fingerprint(source, "")
     scores = {}
     for task in tasks:
-        key = _cache_key(task, config, fingerprint, subset)
+        key = _cache_key(task, config, fingerprint, subset, reference_runtime)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         path = cache / f"{task.metadata.name}-{digest[:16]}.json"
         if path.is_file():
@@ -263,8 +293,12 @@ def reference_scores(
                 scores[task.metadata.name] = (cached["metric"], cached["score"], None)
                 echo(f"  fp32 {task.metadata.name}: {cached['score']:.4f} (cached in {path})")
                 continue
-        source = source or reference_source(config, reference)
-        score, details, seconds = _evaluate(_reference_model(source, config, fingerprint), task)
+        if reference_model is None:
+            source = source or reference_source(config, reference)
+        model = reference_model or _reference_model(source, config, fingerprint)
+        echo(f"  fp32 {task.metadata.name}: scoring with {model.mteb_model_meta.name} "
+             f"({reference_runtime or 'PyTorch'})")
+        score, details, seconds = _evaluate(model, task)
         metric = task.metadata.main_score
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
@@ -293,21 +327,22 @@ def compare_with_reference(
     subset: int | None = None,
     cache_dir: Path | None = None,
     reference: str | Path | None = None,
-    echo: Any = click.echo,
+    reference_model: Any = None,
+    reference_runtime: str = "",
+    echo: Any = logger.info,
 ) -> ValidationReport:
-    """Score the folder's model and its fp32 reference on `tasks` (already built)."""
+    """Score the folder's model and its fp32 reference on `tasks` (already built); the reference
+    is the PyTorch source unless `reference_model` is given (see `reference_scores`)."""
     import mteb
 
-    from ipex_embeddings import Encoder
+    from .mteb_model import encoder_model
 
-    from .mteb_model import EncoderModel
-
-    encoder = Encoder.load(model_dir)
-    config = encoder.config
+    model = encoder_model(model_dir)
+    config = model.config
     fp32 = reference_scores(
-        config, tasks, subset=subset, cache_dir=cache_dir, reference=reference, echo=echo
+        config, tasks, subset=subset, cache_dir=cache_dir, reference=reference,
+        reference_model=reference_model, reference_runtime=reference_runtime, echo=echo,
     )
-    model = EncoderModel(encoder)
     rows = []
     for task in tasks:
         name = task.metadata.name
@@ -332,13 +367,34 @@ def compare_with_reference(
     return ValidationReport(
         rows=rows,
         max_loss=max_loss,
-        model=str(model_dir),
+        model=Path(model_dir).resolve().name,
         precision=config.precision,
-        reference=str(reference or config.source_model),
+        reference=_name(reference) if reference else config.source_model,
         split=tasks[0].eval_splits[0],
         subset=subset,
         mteb_version=mteb.__version__,
     )
+
+
+def check_fidelity(
+    model_dir: Path, min_cosine: float = DEFAULT_MIN_COSINE, reference: str | Path | None = None
+) -> FidelityResult:
+    """The folder's model against its fp32 PyTorch source on the fixed fidelity texts."""
+    from .fidelity import measure_fidelity
+    from .mteb_model import encoder_model, reference_source, source_fingerprint
+
+    model = encoder_model(model_dir)
+    config = model.config
+    source = reference_source(config, reference)
+    revision = "" if reference else config.source_revision
+    fingerprint = source_fingerprint(source, revision)
+    return measure_fidelity(model, _reference_model(source, config, fingerprint), min_cosine)
+
+
+def _name(path: str | Path) -> str:
+    """A Hub id as it is; a local folder by its name only (the report is published)."""
+    text = str(path)
+    return Path(text).name if Path(text).expanduser().exists() or os.sep in text[:1] else text
 
 
 def _command(
@@ -348,12 +404,15 @@ def _command(
     max_loss: float,
     subset: int | None,
     split: str,
+    min_cosine: float | None = DEFAULT_MIN_COSINE,
 ) -> str:
-    parts = ["ipex-embed validate", str(model_dir)]
+    parts = ["ipex-embed validate", Path(model_dir).resolve().name]
     parts += [f"--task {name}" for name in tasks or []]
-    parts += [f"--beir-dir {folder}" for folder in beir_dirs]
+    parts += [f"--beir-dir {Path(folder).name}" for folder in beir_dirs]
     if max_loss != DEFAULT_MAX_LOSS:
         parts.append(f"--max-loss {max_loss:g}")
+    if min_cosine is not None and min_cosine != DEFAULT_MIN_COSINE:
+        parts.append(f"--min-cosine {min_cosine:g}")
     if subset:
         parts.append(f"--subset {subset}")
     if split != "test":
@@ -372,7 +431,8 @@ def run_validation(
     split: str = "test",
     reference: str | Path | None = None,
     write: bool = True,
-    echo: Any = click.echo,
+    min_cosine: float | None = DEFAULT_MIN_COSINE,
+    echo: Any = logger.info,
 ) -> ValidationReport:
     """Validate a model folder against its fp32 source and write validation.json/.md into it.
 
@@ -387,6 +447,8 @@ def run_validation(
         split: the split to report ("test"; tuning uses "train").
         reference: the fp32 source model, when the folder's `source_model` cannot be found.
         write: write the report files into `model_dir`.
+        min_cosine: the fidelity gate (see `fidelity`): the smallest cosine to the fp32 PyTorch
+            source allowed on the fixed texts; None skips the check.
     """
     model_dir = Path(model_dir)
     built = build_tasks(tasks, beir_dirs, split=split, subset=subset)
@@ -399,7 +461,10 @@ def run_validation(
         reference=reference,
         echo=echo,
     )
-    report.command = _command(model_dir, tasks, beir_dirs, max_loss, subset, split)
+    if min_cosine is not None:
+        report.fidelity = check_fidelity(model_dir, min_cosine, reference).to_dict()
+        echo(_fidelity_result(report.fidelity).describe().replace("**", ""))
+    report.command = _command(model_dir, tasks, beir_dirs, max_loss, subset, split, min_cosine)
     if write:
         report.write(model_dir)
     return report
@@ -445,6 +510,14 @@ def run_validation(
     help="The fp32 source model (folder or Hub id), when the folder's "
     "source_model cannot be found.",
 )
+@click.option(
+    "--min-cosine",
+    default=DEFAULT_MIN_COSINE,
+    show_default=True,
+    type=click.FloatRange(-1, 1),
+    help="Smallest cosine to the fp32 source allowed on the fixed fidelity texts (short, "
+    "medium, long, over-long; each as query and as document).",
+)
 def validate_command(
     model_dir: Path,
     tasks: tuple[str, ...],
@@ -454,9 +527,11 @@ def validate_command(
     subset: int | None,
     cache_dir: Path | None,
     reference: str | None,
+    min_cosine: float,
 ) -> None:
     """Score MODEL_DIR and its fp32 PyTorch source with mteb, side by side; exit 1 when a task
-    loses more than --max-loss percent. Writes validation.json and validation.md into MODEL_DIR."""
+    loses more than --max-loss percent, or a fixed text's cosine to fp32 is under --min-cosine.
+    Writes validation.json and validation.md into MODEL_DIR."""
     if all(name in LOCAL_TASK_NAMES for name in tasks):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to fetch: fail fast if asked
     click.echo(f"Validating {model_dir} (mteb, split {split})")
@@ -469,13 +544,31 @@ def validate_command(
         cache_dir=cache_dir,
         split=split,
         reference=reference,
+        min_cosine=min_cosine,
     )
     click.echo("\n" + report.to_markdown())
     click.echo(f"Wrote {model_dir / REPORT_JSON} and {model_dir / REPORT_MD}")
     if not report.passed:
-        over = ", ".join(f"{r.task} ({r.relative_loss:.2f} %)" for r in report.failures)
         raise click.ClickException(
-            f"{over} lost more than --max-loss {max_loss:g} % of the fp32 score. Rebuild with "
-            f"`ipex-embed quantize --max-loss {max_loss:g}` to keep the most sensitive layers "
-            "in higher precision."
+            gate_failure(json.loads(report.to_json()))
+            + f" Rebuild with `ipex-embed quantize --max-loss {max_loss:g}` to keep the most "
+            "sensitive layers in higher precision."
         )
+
+
+def gate_failure(report: dict[str, Any]) -> str:
+    """What failed the gate, from a validation.json: the tasks over the loss limit, and the
+    fidelity minimum."""
+    limit = float(report["max_loss"])
+    over = [f"{row['task']} ({row['relative_loss']:.2f} %)" for row in report["rows"]
+            if row["relative_loss"] > limit]
+    parts = [f"{', '.join(over)} lost more than --max-loss {limit:g} % of the fp32 score"] * bool(
+        over)
+    fidelity = report.get("fidelity") or {}
+    if fidelity and not fidelity.get("passed"):
+        worst = fidelity.get("worst", {})
+        parts.append(
+            f"the cosine to fp32 of {worst.get('kind')} {worst.get('text')!r} is "
+            f"{fidelity['min']:.4f}, under --min-cosine {fidelity['min_cosine']:g}"
+        )
+    return "; ".join(parts) + "."
