@@ -321,8 +321,9 @@ def _end_to_end(ctx: _Context) -> None:
             needs_optimum = "ptimum" in status.reason or "could not start" in status.reason
             if status.status != "ok" and status.key.startswith("st-") and needs_optimum:
                 status.reason += (
-                    f" [peers interpreter: {ctx.peers_python}; sentence-transformers' onnx and "
-                    "openvino backends need optimum, see benchmarks/README.md and --peers-python]"
+                    f" [peers interpreter: {Path(ctx.peers_python).name}; sentence-transformers' "
+                    "onnx and openvino backends need optimum, see benchmarks/README.md and "
+                    "--peers-python]"
                 )
         report.systems += [fleet.statuses[s.key] for s in specs]
 
@@ -422,7 +423,7 @@ def run_bench(
         mode="quick" if quick else "full",
         command=command or _default_command(model_dir, output_dir, quick),
         model={"name": f"{config.source_model.split('/')[-1] or model_dir.name} {config.precision}",
-               "folder": str(model_dir), "source_model": config.source_model,
+               "folder": model_dir.name, "source_model": config.source_model,
                "precision": config.precision, "dimension": config.dimension,
                "max_seq_length": config.max_seq_length},
         settings={**dataclasses.asdict(plan), "threads": threads, "vnni_ports": vnni_ports},
