@@ -329,7 +329,11 @@ def test_langchain_compressor_never_mutates_its_input_documents(
 
 # --- declared dependencies: show_progress needs tqdm ----------------------------------------
 
-ADAPTER_MODULES = {"langchain.py", "llama_index.py", "adapter_fields.py"}  # their extras
+# Runtime modules that need an optional extra, which must declare what they import.
+EXTRA_OF_MODULE = {
+    "langchain.py": "langchain", "llama_index.py": "llama-index", "adapter_fields.py": "langchain",
+    "ray.py": "ray", "spark.py": "spark",
+}
 
 
 def _third_party_imports(source: Path) -> set[str]:
@@ -344,19 +348,25 @@ def _third_party_imports(source: Path) -> set[str]:
 
 def test_the_runtime_declares_every_package_it_imports() -> None:
     # [project] dependencies, read as text: tomllib is not in Python 3.10.
-    block = re.search(r"^dependencies = \[(.*?)\]", (REPO / "pyproject.toml").read_text(),
-                      flags=re.MULTILINE | re.DOTALL)
-    assert block is not None
-    declared = {
-        re.split(r"[<>=!~ \[]", requirement)[0].lower().replace("_", "-")
-        for requirement in re.findall(r'"([^"]+)"', block.group(1))
-    }
-    assert "tqdm" in declared
+    pyproject = (REPO / "pyproject.toml").read_text()
+
+    def requirements(key: str) -> set[str]:
+        block = re.search(rf"^{key} = \[(.*?)\]$", pyproject, flags=re.MULTILINE | re.DOTALL)
+        assert block is not None, key
+        return {
+            re.split(r"[<>=!~ \[]", requirement)[0].lower().replace("_", "-")
+            for requirement in re.findall(r'"([^"]+)"', block.group(1))
+        }
+
+    core = requirements("dependencies")
+    assert "tqdm" in core
     distributions = importlib.metadata.packages_distributions()
     runtime = REPO / "src" / "ipex_embeddings"
     for source in sorted(runtime.glob("*.py")):
-        if source.name in ADAPTER_MODULES:
-            continue
+        extra = EXTRA_OF_MODULE.get(source.name)
+        declared = core | (requirements(extra) if extra else set())
+        if source.name == "adapter_fields.py":
+            declared |= requirements("llama-index")  # pydantic comes with either adapter
         for module in _third_party_imports(source):  # lazy imports included
             names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
             assert names & declared, f"{source.name} imports {module}, not in the dependencies"
