@@ -96,7 +96,9 @@ class Fleet:
         for spec in specs:
             python = (peer_envs or {}).get(spec.env) if spec.env else None
             python = python or (peers_python if spec.peer else sys.executable)
-            status = SystemStatus(spec.key, spec.label, spec.kind, spec.role, python=python)
+            # the interpreter's name only: bench.json is published, local paths are not
+            name = Path(python).name if python else ""
+            status = SystemStatus(spec.key, spec.label, spec.kind, spec.role, python=name)
             self.statuses[spec.key] = status
             try:
                 process = SystemProcess(
