@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,11 +154,6 @@ class TextTokenizer:
                 positions = members[start : start + batch_size]
                 plan.append((positions, self.widths[bucket]))
         return plan
-
-    def batches(self, encodings: list[Encoding], batch_size: int) -> Iterator[Batch]:
-        """Yield the padded batches of `plan`, one at a time."""
-        for step in self.plan(encodings, batch_size):
-            yield self.pad(encodings, *step)
 
     def pad(self, encodings: list[Encoding], positions: np.ndarray, width: int) -> Batch:
         """The batch of `encodings[positions]`, padded to `width` tokens."""
