@@ -156,7 +156,7 @@ def test_scaling_builds_a_shape_with_our_pipeline_and_compares_the_int8_gain_by_
     )
     output = tmp_path / "out"
     run_bench(demo_int8_dir, output, plan=plan, fp32_dir=demo_fp32_dir,
-              work_dir=tmp_path / "work", echo=lambda _: None)
+              work_dir=tmp_path / "work")
     data = json.loads((output / "bench.json").read_text())
 
     assert "scaling.png" in data["plots"]
@@ -214,7 +214,7 @@ def test_a_system_that_cannot_start_or_load_is_skipped_with_the_reason(tmp_path:
                          {"backend": "torch"}, peer=True)
     broken = SystemSpec("ov-x", "ours", MODEL_LEVEL, "core", str(tmp_path), role="ours")
     with Fleet([missing, broken], threads=1, setup={}, peers_python=str(tmp_path / "python"),
-               log_dir=tmp_path / "logs", echo=lambda _: None) as fleet:
+               log_dir=tmp_path / "logs") as fleet:
         assert fleet.active == []
         assert fleet.statuses["st-x"].status == "skipped"
         assert "could not start" in fleet.statuses["st-x"].reason

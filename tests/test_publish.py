@@ -52,7 +52,7 @@ def hub_env(hub: HubServer, home: Path, token: str | None = WRITE_TOKEN) -> dict
 
 
 def publish(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "ipex_embeddings_builder.publish", *args]
+    command = [sys.executable, "-m", "ipex_embeddings_builder.cli.publish", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -235,7 +235,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(
 
 
 def test_publish_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
-    from ipex_embeddings_builder.publish import publish_command
+    from ipex_embeddings_builder.cli.publish import publish_command
 
     (tmp_path / "notes.txt").write_text("not a model")
     result = CliRunner().invoke(publish_command, [str(tmp_path), "alice/x", "--dry-run"])
@@ -244,7 +244,7 @@ def test_publish_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
 
 
 def test_publish_refuses_a_bad_repo_id(model_folder: Path) -> None:
-    from ipex_embeddings_builder.publish import publish_command
+    from ipex_embeddings_builder.cli.publish import publish_command
 
     result = CliRunner().invoke(publish_command, [str(model_folder), "no-namespace", "--dry-run"])
     assert result.exit_code != 0 and "user/no-namespace" in result.output

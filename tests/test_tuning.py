@@ -125,9 +125,9 @@ def test_tune_fails_clearly_when_no_candidate_meets_the_target(tiny_bert, tmp_pa
 
 
 def test_max_loss_needs_int8(tmp_path: Path) -> None:
-    import click
+    from ipex_embeddings_builder.errors import OptionError
 
-    with pytest.raises(click.UsageError, match="--precision int8"):
+    with pytest.raises(OptionError, match="--precision int8"):
         tune_to_folder(
             inspect_source("all-MiniLM-L6-v2"),
             load_calibration(samples=32),

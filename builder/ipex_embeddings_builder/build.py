@@ -8,28 +8,28 @@ where it stopped. The state file is never published.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shlex
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .commandline import command_line
 from .demo import DEMO_MODEL
+from .digest import file_digest, value_digest
+from .errors import BuildError
 from .fidelity import FIDELITY_VERSION
+from .log import report_logger
 from .publish import BUILD_STATE_NAME
+
+progress = report_logger(__name__)
 
 __all__ = [
     "Build",
     "BuildError",
     "BuildOptions",
     "BuildState",
-    "build_command",
-    "file_digest",
     "run_build",
     "sentence_transformers_problem",
     "tuning_matches",
@@ -39,24 +39,6 @@ STATE_FORMAT = 1
 BENCH_MODES = ("full", "quick", "skip")
 IR_FILES = ("ipex_embeddings.json", "openvino/openvino_model.xml", "openvino/openvino_model.bin",
             "tokenizer.json")
-
-
-def file_digest(paths: Iterable[Path], root: Path) -> str:
-    """sha256 over the relative names and contents of `paths` (missing files count as absent)."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        if path.is_file():
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def value_digest(value: Any) -> str:
-    """sha256 of a JSON-able value, keys sorted."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class BuildState:
@@ -111,12 +93,11 @@ class BuildOptions:
     dry_run: bool = False
     overwrite: bool = False
     force: bool = False
-    echo: Callable[[str], None] = field(default=click.echo, repr=False)
 
     def command(self, output_name: str | None = None) -> str:
         """The `ipex-embed build` line that makes this model again (without publishing flags)."""
-        parts = ["ipex-embed", "build", self.model, "--output", output_name or self.output.name]
-        flags: list[tuple[str, Any]] = [
+        options: list[tuple[str, Any]] = [
+            ("--output", output_name or self.output.name),
             ("--max-loss", self.max_loss), ("--min-cosine", self.min_cosine),
             # The file by name: the command is published, the builder's folders are not.
             ("--calibration", self.calibration and Path(self.calibration).name),
@@ -126,10 +107,8 @@ class BuildOptions:
             ("--revision", self.revision), ("--validation-subset", self.validation_subset),
             ("--bench", None if self.bench == "quick" else self.bench),
         ]
-        for flag, value in flags:
-            if value is not None:
-                parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-        return shlex.join(parts + ([] if self.tune else ["--no-tune"]))
+        flags = [] if self.tune else ["--no-tune"]
+        return command_line("build", self.model, options=options, flags=flags)
 
     @property
     def gate(self) -> float:
@@ -160,8 +139,7 @@ class Stage:
 
 
 def _run_stage(
-    stage: Stage, number: int, total: int, folder: Path, state: BuildState, force: bool,
-    echo: Callable[[str], None],
+    stage: Stage, number: int, total: int, folder: Path, state: BuildState, force: bool
 ) -> None:
     inputs = value_digest(stage.inputs())
     label = f"[{number}/{total}] {stage.name}"
@@ -173,18 +151,14 @@ def _run_stage(
         and stage.still_valid()
     ):
         took = state.stages[stage.name]["seconds"]
-        echo(f"{label}: up to date (inputs {inputs[:12]}, took {took} s), skipped")
+        progress.info(f"{label}: up to date (inputs {inputs[:12]}, took {took} s), skipped")
         return
-    echo(f"{label} ...")
+    progress.info(f"{label} ...")
     started = time.perf_counter()
     stage.run()
     seconds = time.perf_counter() - started
     state.record(stage.name, inputs, file_digest(stage.outputs(), folder), seconds)
-    echo(f"{label}: done in {seconds:.1f} s")
-
-
-class BuildError(click.ClickException):
-    """The build stopped; the message says why and what to change."""
+    progress.info(f"{label}: done in {seconds:.1f} s")
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
@@ -280,7 +254,6 @@ class Build:
 
         self.options = options
         self.output = options.output.expanduser().resolve()
-        self.echo = options.echo
         self.source = inspect_source(
             options.model, revision=options.revision, pooling=options.pooling,
             max_seq_length=options.max_seq_length, query_prompt=options.query_prompt,
@@ -409,8 +382,9 @@ class Build:
 
         quick = self.options.bench == "quick"
         name = self.output.name
-        command = f"ipex-embed bench {name} --output {name}/bench" + (" --quick" if quick else "")
-        run_bench(self.output, self._bench_dir(), quick=quick, echo=self.echo, command=command)
+        command = command_line("bench", name, options=[("--output", f"{name}/bench")],
+                               flags=["--quick"] if quick else [])
+        run_bench(self.output, self._bench_dir(), quick=quick, command=command)
 
     def _card(self) -> None:
         from .card import CardInputs, read_source_metadata, write_card
@@ -419,7 +393,7 @@ class Build:
             self.source.path, self.source.model_id, self.options.revision
         )
         problem = sentence_transformers_problem(self.output)
-        self.echo(
+        progress.info(
             "  sentence-transformers backend=\"openvino\": "
             + ("loads and matches; described in the card" if problem is None
                else f"not described in the card ({problem})")
@@ -440,8 +414,7 @@ class Build:
         stages = self.stages()
         total = len(stages) + 1
         for number, stage in enumerate(stages, 1):
-            _run_stage(stage, number, total, self.output, self.state, self.options.force,
-                       self.echo)
+            _run_stage(stage, number, total, self.output, self.state, self.options.force)
             if stage.name == "validate":
                 self._gate()
         opts = self.options
@@ -451,16 +424,16 @@ class Build:
         )
         label = f"[{total}/{total}] publish"
         if opts.dry_run or not opts.push_to:
-            self.echo(plan.describe())
+            progress.info(plan.describe())
             reason = "dry run" if opts.dry_run else "no --push-to given"
-            self.echo(f"{label}: {reason}, nothing was uploaded.")
-            self.echo(f"Built {self.output} in {time.perf_counter() - started:.1f} s")
+            progress.info(f"{label}: {reason}, nothing was uploaded.")
+            progress.info(f"Built {self.output} in {time.perf_counter() - started:.1f} s")
             return None
-        self.echo(f"{label} ...")
+        progress.info(f"{label} ...")
         publish_started = time.perf_counter()
         url = publish(plan)
-        self.echo(f"{label}: done in {time.perf_counter() - publish_started:.1f} s: {url}")
-        self.echo(f"Built and published {self.output} in {time.perf_counter() - started:.1f} s")
+        progress.info(f"{label}: done in {time.perf_counter() - publish_started:.1f} s: {url}")
+        progress.info(f"Built and published {self.output} in {time.perf_counter() - started:.1f} s")
         return url
 
 
@@ -472,43 +445,3 @@ def run_build(options: BuildOptions) -> str | None:
     if options.push_to and not options.dry_run:
         check_token(options.push_to)  # fail in seconds, not after a long build
     return Build(options).run()
-
-
-@click.command("build")
-@click.argument("model", default=DEMO_MODEL, required=False)
-@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
-              help="Model folder to write (resumes a build that was interrupted).")
-@click.option("--max-loss", type=click.FloatRange(min=0),
-              help="Largest relative loss per task, in percent of the fp32 score: the target of "
-                   "the tuning and the gate before publishing [default: 1.0].")
-@click.option("--min-cosine", type=click.FloatRange(-1, 1),
-              help="Smallest cosine to fp32 allowed on validate's fixed short-to-long texts: "
-                   "part of the gate before publishing [default: 0.9].")
-@click.option("--tune/--no-tune", default=True, show_default=True,
-              help="Accuracy-aware quantization: keep the most sensitive layers out of int8 until "
-                   "--max-loss is met on SciFact's train queries. --no-tune: all layers in int8.")
-@click.option("--calibration", type=click.Path(path_type=Path),
-              help="Calibration texts (JSONL or plain text), calibrated as documents; default: "
-                   "SciFact documents, train queries and short texts.")
-@click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
-@click.option("--pooling", type=click.Choice(["cls", "mean"]), help="Override the pooling.")
-@click.option("--max-seq-length", type=int, help="Override the model's max_seq_length.")
-@click.option("--query-prompt", help="Override the text put before queries.")
-@click.option("--document-prompt", help="Override the text put before documents.")
-@click.option("--revision", help="Hub revision of MODEL.")
-@click.option("--validation-subset", type=click.IntRange(min=1),
-              help="Tune and validate on this many queries only (quick checks; default: all).")
-@click.option("--bench", "bench", type=click.Choice(BENCH_MODES), default="quick",
-              show_default=True,
-              help="Benchmark run to include in the card: quick (about a minute), full (the "
-                   "whole `ipex-embed bench`, most of an hour on 2 cores) or skip.")
-@click.option("--push-to", metavar="REPO_ID", help="Publish to this Hub repo (user/name).")
-@click.option("--private", is_flag=True, help="Create the Hub repo as private.")
-@click.option("--create-pr", is_flag=True, help="Publish as a pull request, not to main.")
-@click.option("--dry-run", is_flag=True, help="Build the folder and print the commit plan only.")
-@click.option("--overwrite", is_flag=True, help="Replace an --output not made by build.")
-@click.option("--force", is_flag=True, help="Re-run every stage, even those up to date.")
-def build_command(**kwargs: Any) -> None:
-    """Build MODEL (a folder or Hub id; default: the shipped all-MiniLM-L6-v2) into a validated,
-    benchmarked int8 model folder with a model card, and publish it with --push-to."""
-    run_build(BuildOptions(**kwargs))

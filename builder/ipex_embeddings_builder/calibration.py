@@ -8,16 +8,15 @@ prompt. Test queries are never used. A user's own file is calibrated as document
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
 from .data import SCIFACT_DIR, document_text, load_beir
+from .digest import sha256
+from .errors import CalibrationError
 
 __all__ = [
     "CALIBRATION_EDGE_TEXTS",
@@ -82,12 +81,12 @@ class CalibrationSet:
 def _digest(texts: list[str], kinds: list[str]) -> str:
     # Plain document sets keep the digest they always had, so existing folders stay current.
     joined = "\0".join(texts) if not kinds else "\0".join(f"{k}:{t}" for k, t in zip(kinds, texts))
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+    return sha256(joined)
 
 
 def _read_texts(path: Path) -> list[str]:
     if not path.is_file():
-        raise click.ClickException(f"Calibration file {path} does not exist.")
+        raise CalibrationError(f"Calibration file {path} does not exist.")
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if path.suffix != ".jsonl":
         return lines
@@ -96,9 +95,9 @@ def _read_texts(path: Path) -> list[str]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise click.ClickException(f"{path}:{number} is not JSON ({err}).") from err
+            raise CalibrationError(f"{path}:{number} is not JSON ({err}).") from err
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise click.ClickException(
+            raise CalibrationError(
                 f'{path}:{number} has no string "text" field; each JSONL line must look like '
                 '{"text": "..."} (a "title" field is joined in front when present).'
             )
@@ -146,7 +145,7 @@ def load_calibration(
     """The default mix (`path=None`), or `samples` texts of JSONL ("text" per line) or plain text
     (a text per line), all calibrated as documents."""
     if samples < MIN_SAMPLES:
-        raise click.ClickException(
+        raise CalibrationError(
             f"--samples {samples} is below the minimum of {MIN_SAMPLES} calibration texts; "
             "static int8 needs enough text to estimate activation ranges. Use 300 (the default)."
         )
@@ -155,7 +154,7 @@ def load_calibration(
     source = Path(path)
     texts = _read_texts(source)
     if len(texts) < MIN_SAMPLES:
-        raise click.ClickException(
+        raise CalibrationError(
             f"{source} has {len(texts)} non-empty texts, fewer than the minimum of {MIN_SAMPLES}. "
             "Add representative texts (ideally several hundred documents like the ones you will "
             "embed)."
@@ -167,5 +166,5 @@ def load_calibration(
         source=source.name,
         digest=_digest(texts, []),
         mix={"file": len(texts)},
-        file_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+        file_sha256=sha256(files=[source]),
     )

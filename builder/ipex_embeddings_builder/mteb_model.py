@@ -7,7 +7,6 @@ that the only difference between them is the runtime and the precision.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from abc import abstractmethod
 from pathlib import Path
@@ -20,6 +19,8 @@ from mteb.models.model_meta import ScoringFunction
 from mteb.types import PromptType
 
 from ipex_embeddings import Encoder, ModelConfig, TruncationWarning
+
+from .digest import sha256
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata
@@ -184,12 +185,8 @@ _SHARED_MEMO: dict[str, dict[tuple[str, str], np.ndarray]] = {}
 def _model_digest(folder: Path, config: ModelConfig) -> str:
     # What computes the vectors: the IR and the settings, not the records of how it was made.
     settings = {k: v for k, v in vars(config).items() if k not in ("quantization", "source_model")}
-    digest = hashlib.sha256(repr(sorted(settings.items())).encode())
-    for name in (config.model_file, str(Path(config.model_file).with_suffix(".bin"))):
-        with (folder / name).open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    names = (config.model_file, str(Path(config.model_file).with_suffix(".bin")))
+    return sha256(repr(sorted(settings.items())), [folder / name for name in names])
 
 
 def encoder_model(folder: str | Path) -> EncoderModel:
@@ -227,10 +224,5 @@ def source_fingerprint(source: Path, revision: str) -> str:
     """The revision when there is one, else a digest of the source's weights and config."""
     if revision:
         return revision
-    digest = hashlib.sha256()
-    for path in sorted([*source.glob("*.safetensors"), source / "config.json"]):
-        if path.is_file():
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return "sha256:" + digest.hexdigest()[:16]
+    files = sorted([*source.glob("*.safetensors"), source / "config.json"])
+    return "sha256:" + sha256(files=files)[:16]

@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-import click
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.tasks.retrieval.eng.sci_fact_retrieval import SciFact
 
 from .data import SCIFACT_DIR, BeirData, document_text, load_beir
+from .errors import OptionError, UnknownTaskError
 
 __all__ = [
     "DEFAULT_TASKS",
@@ -44,10 +44,6 @@ RERANK_TOP_K = 30
 """BM25 candidates per query in the reranking task (the judged documents are added to them)."""
 OTHER_DOCS_PER_QUERY = 10
 """In a subset: unjudged documents kept per kept query, so retrieval still has distractors."""
-
-
-class UnknownTaskError(click.ClickException):
-    """A task name that is neither one of ours nor in mteb's registry."""
 
 
 def subset_beir(data: BeirData, queries: int, seed: int = 0) -> BeirData:
@@ -236,7 +232,7 @@ def make_task(name: str, split: str = "test", subset: int | None = None) -> Any:
             "--beir-dir FOLDER for a BEIR-format folder."
         ) from None
     if subset:
-        raise click.UsageError(
+        raise OptionError(
             f"--subset only applies to local tasks ({', '.join(LOCAL_TASKS)} and --beir-dir), "
             f"not to the mteb task {name!r}."
         )

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
+from .errors import PublishError
 
 __all__ = [
     "BUILD_STATE_NAME",
@@ -21,7 +21,6 @@ __all__ = [
     "check_token",
     "plan_commit",
     "publish",
-    "publish_command",
 ]
 
 BUILD_STATE_NAME = "build_state.json"
@@ -29,10 +28,6 @@ TOKEN_HELP = (
     "Create a token with write access at https://huggingface.co/settings/tokens, then set "
     "HF_TOKEN=hf_... or run `hf auth login`."
 )
-
-
-class PublishError(click.ClickException):
-    """Publishing cannot start or did not finish; the message says what to do."""
 
 
 @dataclass
@@ -216,27 +211,3 @@ def publish(plan: CommitPlan, *, token: str | None = None) -> str:
             "is unchanged. Fix the cause and run the same command again."
         ) from err
     return str(info.pr_url or info.commit_url)
-
-
-@click.command("publish")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("repo_id")
-@click.option("--private", is_flag=True, help="Create the repo as private (if it does not exist).")
-@click.option("--create-pr", is_flag=True, help="Open a pull request instead of pushing to main.")
-@click.option("--dry-run", is_flag=True, help="Print the commit plan; upload nothing.")
-@click.option("--message", help="Commit message (default: names the source model).")
-def publish_command(
-    folder: Path, repo_id: str, private: bool, create_pr: bool, dry_run: bool, message: str | None
-) -> None:
-    """Upload a model FOLDER (made by `ipex-embed build`) to the Hub repo REPO_ID in one commit."""
-    plan = plan_commit(folder, repo_id, private=private, create_pr=create_pr, message=message)
-    click.echo(plan.describe())
-    if dry_run:
-        click.echo("Dry run: nothing was uploaded.")
-        return
-    url = publish(plan)
-    click.echo(f"Published {len(plan.files)} files to {url}")
-
-
-if __name__ == "__main__":
-    publish_command()

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from ipex_embeddings.config import ModelConfig
 
 from .calibration import CalibrationSet
+from .errors import OutputExistsError
 from .source import SourceModel
 
 __all__ = [
@@ -167,7 +167,7 @@ def write_atomically(output: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `output`; it becomes `output` only if the block succeeds."""
     output = output.expanduser().resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
-        raise click.ClickException(
+        raise OutputExistsError(
             f"{output} exists and is not empty; pass --overwrite to replace it."
         )
     output.parent.mkdir(parents=True, exist_ok=True)

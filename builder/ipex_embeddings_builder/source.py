@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from .demo import DEMO_MODEL, DEMO_MODEL_ID, DEMO_REVISION, demo_model_path
+from .errors import SourceModelError
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError", "inspect_source"]
 
@@ -17,10 +16,6 @@ SUPPORTED_MODEL_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "camembert"}
 )
 SOURCE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "README.md"]
-
-
-class SourceModelError(click.ClickException):
-    """The source model cannot be turned into an ipex-embeddings model as it stands."""
 
 
 @dataclass

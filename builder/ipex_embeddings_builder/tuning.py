@@ -23,20 +23,21 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 from tqdm.auto import tqdm
 
 from ipex_embeddings import ModelConfig
 from ipex_embeddings.encoder import openvino_core
+from ipex_embeddings.pooling import pool
 
 from .calibration import CalibrationSet
+from .errors import OptionError, TuningError
 from .quantize import (
     MODEL_FILE,
     QuantizeOptions,
@@ -75,13 +76,6 @@ RANKING_SAMPLES = 64
 # Ops between a quantizer and the op it quantizes for (e.g. the head split before attention).
 PASS_THROUGH = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Convert"})
 LAYER_INDEX = re.compile(r"\.\d+\.")
-
-Echo = Callable[[str], Any]
-
-
-class TuningError(click.ClickException):
-    """No candidate met the loss target."""
-
 
 @dataclass
 class LayerGroup:
@@ -177,12 +171,11 @@ def _quiet_nncf() -> Iterator[None]:
 
 
 def _sentence_vectors(model: Any, inputs: list[dict[str, np.ndarray]], pooling: str) -> np.ndarray:
+    """Unit-length sentence vectors of `inputs` (one text each) by the model's token states."""
     request = openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     rows = []
     for item in inputs:
-        hidden = request(item)[0][0]
-        mask = item["attention_mask"][0].astype(np.float32)
-        vector = hidden[0] if pooling == "cls" else (hidden * mask[:, None]).sum(0) / mask.sum()
+        vector = pool(request(item)[0], item["attention_mask"], pooling)[0]
         rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
     return np.asarray(rows)
 
@@ -194,7 +187,6 @@ def rank_layer_groups(
     options: QuantizeOptions,
     *,
     samples: int = RANKING_SAMPLES,
-    echo: Echo = logger.info,
 ) -> tuple[float, list[LayerGroup]]:
     """Full-int8 cosine to fp32, and the layer groups, most sensitive first.
 
@@ -221,12 +213,110 @@ def rank_layer_groups(
     with _quiet_nncf():
         int8_cosine, int8_model = cosine([])
         groups = layer_groups(int8_model)
-        echo(f"Ranking {len(groups)} layer groups (full int8: mean cosine {int8_cosine:.5f})")
+        logger.info("Ranking %d layer groups (full int8: mean cosine %.5f)", len(groups),
+                    int8_cosine)
         for group in tqdm(groups, desc="ranking layer groups", unit="group"):
             group.cosine, _ = cosine(group.ops)
-            echo(f"  {group.cosine:.5f} keeping {len(group.ops)} ops: {group.name}")
+            logger.info(f"  {group.cosine:.5f} keeping {len(group.ops)} ops: {group.name}")
     groups.sort(key=lambda g: (-g.cosine, g.name))
     return int8_cosine, groups
+
+
+@dataclass
+class _Search:
+    """The candidates of one tuning run, each quantized and validated on the tuning split."""
+
+    source: SourceModel
+    calibration: CalibrationSet
+    options: QuantizeOptions
+    fp32_model: Any
+    scratch: Path
+    tasks: list[Any]
+    max_loss: float
+    subset: int | None
+    cache_dir: Path | None
+    local_source: Path | None
+    reference: tuple[Any, str]
+    """The fp32 mteb model and its cache label (see `_tuning_reference`)."""
+    steps: list[TuningStep] = field(default_factory=list)
+    ranking: list[LayerGroup] = field(default_factory=list)
+    int8_cosine: float = float("nan")
+
+    def attempt(self, groups: list[LayerGroup]) -> tuple[TuningStep, Path]:
+        """Quantize keeping `groups` out of int8, validate it; the step and its folder."""
+        started = time.perf_counter()
+        kept = [op for group in groups for op in group.ops]
+        folder = self.scratch / f"step{len(self.steps)}"
+        folder.mkdir()
+        options = _keeping(self.options, kept)
+        with _quiet_nncf():
+            quantized = quantize_model(self.fp32_model.clone(), self.source, self.calibration,
+                                       options)
+        save_model_folder(quantized, folder, self.source, self.calibration, options, 0.0)
+        logger.info(f"Tuning step {len(self.steps) + 1}: validating on {TUNING_SPLIT} with "
+                    f"{len(kept)} ops kept out of int8")
+        result = compare_with_reference(
+            folder, self.tasks, max_loss=self.max_loss, subset=self.subset,
+            cache_dir=self.cache_dir, reference=self.local_source,
+            reference_model=self.reference[0], reference_runtime=self.reference[1],
+        )
+        step = TuningStep(
+            kept_groups=[g.name for g in groups],
+            kept=kept,
+            losses={row.task: round(row.relative_loss, 4) for row in result.rows},
+            passed=result.passed,
+            seconds=round(time.perf_counter() - started, 1),
+        )
+        self.steps.append(step)
+        return step, folder
+
+    def run(self, max_steps: int | None, ranking_samples: int) -> tuple[TuningStep, Path]:
+        """Full int8, then the most sensitive groups kept out one more at a time, until a
+        candidate passes.
+
+        Raises:
+            TuningError: no candidate passed.
+        """
+        step, folder = self.attempt([])
+        if not step.passed and max_steps != 0:
+            self.int8_cosine, self.ranking = rank_layer_groups(
+                self.fp32_model, self.source, self.calibration, self.options,
+                samples=ranking_samples,
+            )
+            limit = len(self.ranking) if max_steps is None else min(max_steps, len(self.ranking))
+            for count in tqdm(range(1, limit + 1), desc="tuning steps", unit="step"):
+                step, folder = self.attempt(self.ranking[:count])
+                if step.passed:
+                    break
+        if not step.passed:
+            best = min(self.steps, key=lambda s: max(s.losses.values()))
+            raise TuningError(
+                f"No candidate lost at most {self.max_loss:g} % on the {TUNING_SPLIT} split; the "
+                f"best kept {len(best.kept)} ops out of int8 and lost {best.losses}. Use a larger "
+                "--max-loss, or --precision fp32."
+            )
+        return step, folder
+
+    def record(self, reference: str) -> dict[str, Any]:
+        """The `tuning` entry of the model JSON's quantization record."""
+        cosine = self.int8_cosine
+        return {
+            "max_loss": self.max_loss,
+            "split": TUNING_SPLIT,
+            "reference": TUNING_REFERENCES[reference],
+            "tasks": [task.metadata.name for task in self.tasks],
+            "subset": self.subset,
+            "int8_cosine": None if np.isnan(cosine) else round(cosine, 6),
+            "ranking": [
+                {"group": g.name, "ops": len(g.ops), "cosine": round(g.cosine, 6)}
+                for g in self.ranking
+            ],
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def _keeping(options: QuantizeOptions, kept: Sequence[str]) -> QuantizeOptions:
+    return replace(options, keep_higher_precision=[*options.keep_higher_precision, *kept])
 
 
 def tune_to_folder(
@@ -244,7 +334,6 @@ def tune_to_folder(
     ranking_samples: int = RANKING_SAMPLES,
     report: bool = True,
     reference: str = "torch",
-    echo: Echo = logger.info,
 ) -> TuningResult:
     """Write at `output` the int8 model with the fewest layer groups kept out of int8 whose
     relative loss on the tuning split is at most `max_loss` percent on every task.
@@ -256,117 +345,49 @@ def tune_to_folder(
         ranking_samples: calibration texts per ranking candidate (see `rank_layer_groups`).
         report: validate the written model on the test split (validation.json/.md).
         reference: the tuning split's fp32 reference, a key of `TUNING_REFERENCES`.
+
+    Raises:
+        OptionError: `options` asks for a precision other than int8.
+        ValueError: an unknown `reference`.
+        TuningError: no candidate met `max_loss` (nothing is written).
+        OutputExistsError: `output` is not empty and `overwrite` is False.
     """
     options = options or QuantizeOptions()
     if options.precision != "int8":
-        raise click.UsageError("--max-loss tunes int8 quantization; it needs --precision int8.")
+        raise OptionError("--max-loss tunes int8 quantization; it needs --precision int8.")
     if reference not in TUNING_REFERENCES:
         raise ValueError(f"reference={reference!r}; use one of {sorted(TUNING_REFERENCES)}.")
     started = time.perf_counter()
     # A local folder is recorded by name only (the JSON is published): give validation its path.
     local_source = None if source.revision else source.path
     tuning_tasks = build_tasks(tasks, split=TUNING_SPLIT, subset=subset)
-    echo(f"Exporting {source.model_id} to OpenVINO IR")
+    logger.info("Exporting %s to OpenVINO IR", source.model_id)
     fp32_model = export_model(source)
-    steps: list[TuningStep] = []
-    ranking: list[LayerGroup] = []
-    int8_cosine = float("nan")
     with (
         write_atomically(output, overwrite) as staging,
         tempfile.TemporaryDirectory(prefix="ipex-embed-tune-") as scratch,
     ):
-        fp32_reference, runtime = _tuning_reference(
-            reference, fp32_model, source, calibration, Path(scratch)
+        search = _Search(
+            source, calibration, options, fp32_model, Path(scratch), tuning_tasks, max_loss,
+            subset, cache_dir, local_source,
+            _tuning_reference(reference, fp32_model, source, calibration, Path(scratch)),
         )
-
-        def attempt(groups: list[LayerGroup]) -> tuple[TuningStep, Path]:
-            step_started = time.perf_counter()
-            kept = [op for group in groups for op in group.ops]
-            folder = Path(scratch) / f"step{len(steps)}"
-            folder.mkdir()
-            step_options = replace(
-                options, keep_higher_precision=[*options.keep_higher_precision, *kept]
-            )
-            with _quiet_nncf():
-                quantized = quantize_model(fp32_model.clone(), source, calibration, step_options)
-            save_model_folder(quantized, folder, source, calibration, step_options, 0.0)
-            echo(f"Tuning step {len(steps) + 1}: validating on {TUNING_SPLIT} with {len(kept)} "
-                 "ops kept out of int8")
-            result = compare_with_reference(
-                folder,
-                tuning_tasks,
-                max_loss=max_loss,
-                subset=subset,
-                cache_dir=cache_dir,
-                reference=local_source,
-                reference_model=fp32_reference,
-                reference_runtime=runtime,
-                echo=echo,
-            )
-            step = TuningStep(
-                kept_groups=[g.name for g in groups],
-                kept=kept,
-                losses={row.task: round(row.relative_loss, 4) for row in result.rows},
-                passed=result.passed,
-                seconds=round(time.perf_counter() - step_started, 1),
-            )
-            steps.append(step)
-            return step, folder
-
-        step, folder = attempt([])
-        if not step.passed and max_steps != 0:
-            int8_cosine, ranking = rank_layer_groups(
-                fp32_model, source, calibration, options, samples=ranking_samples, echo=echo
-            )
-            limit = len(ranking) if max_steps is None else min(max_steps, len(ranking))
-            for count in tqdm(range(1, limit + 1), desc="tuning steps", unit="step"):
-                step, folder = attempt(ranking[:count])
-                if step.passed:
-                    break
-        if not step.passed:
-            best = min(steps, key=lambda s: max(s.losses.values()))
-            raise TuningError(
-                f"No candidate lost at most {max_loss:g} % on the {TUNING_SPLIT} split; the best "
-                f"kept {len(best.kept)} ops out of int8 and lost {best.losses}. Use a larger "
-                "--max-loss, or --precision fp32."
-            )
+        step, folder = search.run(max_steps, ranking_samples)
         tuned = openvino_core().read_model(folder / MODEL_FILE)
-        final_options = replace(
-            options, keep_higher_precision=[*options.keep_higher_precision, *step.kept]
-        )
         config = save_model_folder(
-            tuned,
-            staging,
-            source,
-            calibration,
-            final_options,
-            time.perf_counter() - started,
-            extra={
-                "tuning": {
-                    "max_loss": max_loss,
-                    "split": TUNING_SPLIT,
-                    "reference": TUNING_REFERENCES[reference],
-                    "tasks": [task.metadata.name for task in tuning_tasks],
-                    "subset": subset,
-                    "int8_cosine": None if np.isnan(int8_cosine) else round(int8_cosine, 6),
-                    "ranking": [
-                        {"group": g.name, "ops": len(g.ops), "cosine": round(g.cosine, 6)}
-                        for g in ranking
-                    ],
-                    "steps": [asdict(s) for s in steps],
-                }
-            },
+            tuned, staging, source, calibration, _keeping(options, step.kept),
+            time.perf_counter() - started, extra={"tuning": search.record(reference)},
         )
-    echo(
+    logger.info(
         f"Kept {len(step.kept)} ops out of int8 ({', '.join(step.kept_groups) or 'none'}); "
         f"losses on {TUNING_SPLIT}: {step.losses}"
     )
-    result = TuningResult(config, steps, ranking, int8_cosine)
+    result = TuningResult(config, search.steps, search.ranking, search.int8_cosine)
     if report:
         from .validate import run_validation
 
         result.report = run_validation(
             output, tasks=tasks, max_loss=max_loss, subset=subset, cache_dir=cache_dir,
-            reference=local_source, echo=echo,
+            reference=local_source,
         )
     return result

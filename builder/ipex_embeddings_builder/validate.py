@@ -12,7 +12,6 @@ The report names the model and its source, never a local path: it is published w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .commandline import command_line
+from .digest import sha256, value_digest
+from .errors import GateFailed, OptionError, TaskError, ValidationError
 from .fidelity import DEFAULT_MIN_COSINE, FidelityResult
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ __all__ = [
     "gate_failure",
     "relative_loss",
     "run_validation",
-    "validate_command",
+    "gate_error",
 ]
 
 DEFAULT_MAX_LOSS = 1.0
@@ -171,15 +171,15 @@ def build_tasks(
     built = [make_task(name, split, subset) for name in dict.fromkeys(names)]
     built += [beir_folder_task(Path(folder), split, subset) for folder in beir_dirs]
     if not built:
-        raise click.UsageError("No tasks to run: give --task NAME or --beir-dir FOLDER.")
+        raise OptionError("No tasks to run: give --task NAME or --beir-dir FOLDER.")
     for task in built:
         logger.info("  %s (%s): loading data", task.metadata.name, split)
         try:
             task.load_data()
-        except click.ClickException:
+        except ValidationError:
             raise
         except Exception as err:  # the Hub (unreachable here) or a dataset mteb cannot read
-            raise click.ClickException(
+            raise TaskError(
                 f"Could not load the data of task {task.metadata.name!r}: {err}. mteb tasks other "
                 "than ours download their data from the Hugging Face Hub; check the network (and "
                 "HF_HUB_OFFLINE), or give a local copy in BEIR format with --beir-dir."
@@ -215,11 +215,8 @@ def _data_digest(task: Any) -> str:
     folder = getattr(task, "folder", None)
     if folder is None:
         return str(task.metadata.dataset.get("revision", ""))
-    digest = hashlib.sha256()
-    split = task.eval_splits[0]
-    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
-        digest.update((folder / name).read_bytes())
-    return digest.hexdigest()[:16]
+    names = ("corpus.jsonl", "queries.jsonl", f"qrels/{task.eval_splits[0]}.tsv")
+    return sha256(files=[folder / name for name in names])[:16]
 
 
 def _cache_key(
@@ -270,7 +267,6 @@ def reference_scores(
     reference: str | Path | None = None,
     reference_model: Any = None,
     reference_runtime: str = "",
-    echo: Any = logger.info,
 ) -> dict[str, tuple[str, float, float | None]]:
     """(metric, fp32 score, seconds or None when cached) per task, from the cache or by running
     the source model in PyTorch, or `reference_model` (an mteb model, e.g. the fp32 IR, named by
@@ -285,19 +281,20 @@ def reference_scores(
     scores = {}
     for task in tasks:
         key = _cache_key(task, config, fingerprint, subset, reference_runtime)
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        digest = value_digest(key)
         path = cache / f"{task.metadata.name}-{digest[:16]}.json"
         if path.is_file():
             cached = json.loads(path.read_text())
             if cached.get("key") == key:
                 scores[task.metadata.name] = (cached["metric"], cached["score"], None)
-                echo(f"  fp32 {task.metadata.name}: {cached['score']:.4f} (cached in {path})")
+                logger.info("  fp32 %s: %.4f (cached in %s)", task.metadata.name, cached["score"],
+                            path)
                 continue
         if reference_model is None:
             source = source or reference_source(config, reference)
         model = reference_model or _reference_model(source, config, fingerprint)
-        echo(f"  fp32 {task.metadata.name}: scoring with {model.mteb_model_meta.name} "
-             f"({reference_runtime or 'PyTorch'})")
+        logger.info(f"  fp32 {task.metadata.name}: scoring with {model.mteb_model_meta.name} "
+                    f"({reference_runtime or 'PyTorch'})")
         score, details, seconds = _evaluate(model, task)
         metric = task.metadata.main_score
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,7 +312,7 @@ def reference_scores(
             )
         )
         scores[task.metadata.name] = (metric, score, seconds)
-        echo(f"  fp32 {task.metadata.name}: {score:.4f} in {seconds:.0f} s")
+        logger.info(f"  fp32 {task.metadata.name}: {score:.4f} in {seconds:.0f} s")
     return scores
 
 
@@ -329,7 +326,6 @@ def compare_with_reference(
     reference: str | Path | None = None,
     reference_model: Any = None,
     reference_runtime: str = "",
-    echo: Any = logger.info,
 ) -> ValidationReport:
     """Score the folder's model and its fp32 reference on `tasks` (already built); the reference
     is the PyTorch source unless `reference_model` is given (see `reference_scores`)."""
@@ -341,7 +337,7 @@ def compare_with_reference(
     config = model.config
     fp32 = reference_scores(
         config, tasks, subset=subset, cache_dir=cache_dir, reference=reference,
-        reference_model=reference_model, reference_runtime=reference_runtime, echo=echo,
+        reference_model=reference_model, reference_runtime=reference_runtime,
     )
     rows = []
     for task in tasks:
@@ -349,7 +345,7 @@ def compare_with_reference(
         score, _, seconds = _evaluate(model, task)
         metric, reference_score, reference_seconds = fp32[name]
         loss = relative_loss(reference_score, score)
-        echo(f"  {config.precision} {name}: {score:.4f} in {seconds:.0f} s ({loss:+.2f} %)")
+        logger.info(f"  {config.precision} {name}: {score:.4f} in {seconds:.0f} s ({loss:+.2f} %)")
         timings = {} if reference_seconds is None else {"fp32": round(reference_seconds, 1)}
         rows.append(
             ValidationRow(
@@ -406,18 +402,15 @@ def _command(
     split: str,
     min_cosine: float | None = DEFAULT_MIN_COSINE,
 ) -> str:
-    parts = ["ipex-embed validate", Path(model_dir).resolve().name]
-    parts += [f"--task {name}" for name in tasks or []]
-    parts += [f"--beir-dir {Path(folder).name}" for folder in beir_dirs]
-    if max_loss != DEFAULT_MAX_LOSS:
-        parts.append(f"--max-loss {max_loss:g}")
-    if min_cosine is not None and min_cosine != DEFAULT_MIN_COSINE:
-        parts.append(f"--min-cosine {min_cosine:g}")
-    if subset:
-        parts.append(f"--subset {subset}")
-    if split != "test":
-        parts.append(f"--split {split}")
-    return " ".join(parts)
+    options = [("--task", name) for name in tasks or []]
+    options += [("--beir-dir", Path(folder).name) for folder in beir_dirs]
+    options += [
+        ("--max-loss", None if max_loss == DEFAULT_MAX_LOSS else float(max_loss)),
+        ("--min-cosine", None if min_cosine == DEFAULT_MIN_COSINE else min_cosine),
+        ("--subset", subset or None),
+        ("--split", None if split == "test" else split),
+    ]
+    return command_line("validate", Path(model_dir).resolve().name, options=options)
 
 
 def run_validation(
@@ -432,7 +425,6 @@ def run_validation(
     reference: str | Path | None = None,
     write: bool = True,
     min_cosine: float | None = DEFAULT_MIN_COSINE,
-    echo: Any = logger.info,
 ) -> ValidationReport:
     """Validate a model folder against its fp32 source and write validation.json/.md into it.
 
@@ -459,101 +451,14 @@ def run_validation(
         subset=subset,
         cache_dir=cache_dir,
         reference=reference,
-        echo=echo,
     )
     if min_cosine is not None:
         report.fidelity = check_fidelity(model_dir, min_cosine, reference).to_dict()
-        echo(_fidelity_result(report.fidelity).describe().replace("**", ""))
+        logger.info(_fidelity_result(report.fidelity).describe().replace("**", ""))
     report.command = _command(model_dir, tasks, beir_dirs, max_loss, subset, split, min_cosine)
     if write:
         report.write(model_dir)
     return report
-
-
-@click.command("validate")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--task",
-    "tasks",
-    multiple=True,
-    help="Task to run (repeatable): SciFact, SciFactReranking, or any mteb task name "
-    "(those need the Hub). Default: SciFact and SciFactReranking, unless --beir-dir is given.",
-)
-@click.option(
-    "--beir-dir",
-    "beir_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) to run as "
-    "a retrieval task (repeatable).",
-)
-@click.option(
-    "--max-loss",
-    default=DEFAULT_MAX_LOSS,
-    show_default=True,
-    type=float,
-    help="Largest relative loss per task, in percent of the fp32 score.",
-)
-@click.option("--split", default="test", show_default=True, help="Split of the local tasks.")
-@click.option(
-    "--subset",
-    type=click.IntRange(min=1),
-    help="Only the first N queries and a slice of the corpus (quick checks).",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"Where fp32 reference scores are cached [default: {DEFAULT_CACHE_DIR}].",
-)
-@click.option(
-    "--reference",
-    help="The fp32 source model (folder or Hub id), when the folder's "
-    "source_model cannot be found.",
-)
-@click.option(
-    "--min-cosine",
-    default=DEFAULT_MIN_COSINE,
-    show_default=True,
-    type=click.FloatRange(-1, 1),
-    help="Smallest cosine to the fp32 source allowed on the fixed fidelity texts (short, "
-    "medium, long, over-long; each as query and as document).",
-)
-def validate_command(
-    model_dir: Path,
-    tasks: tuple[str, ...],
-    beir_dirs: tuple[Path, ...],
-    max_loss: float,
-    split: str,
-    subset: int | None,
-    cache_dir: Path | None,
-    reference: str | None,
-    min_cosine: float,
-) -> None:
-    """Score MODEL_DIR and its fp32 PyTorch source with mteb, side by side; exit 1 when a task
-    loses more than --max-loss percent, or a fixed text's cosine to fp32 is under --min-cosine.
-    Writes validation.json and validation.md into MODEL_DIR."""
-    if all(name in LOCAL_TASK_NAMES for name in tasks):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to fetch: fail fast if asked
-    click.echo(f"Validating {model_dir} (mteb, split {split})")
-    report = run_validation(
-        model_dir,
-        tasks=list(tasks) or None,
-        beir_dirs=beir_dirs,
-        max_loss=max_loss,
-        subset=subset,
-        cache_dir=cache_dir,
-        split=split,
-        reference=reference,
-        min_cosine=min_cosine,
-    )
-    click.echo("\n" + report.to_markdown())
-    click.echo(f"Wrote {model_dir / REPORT_JSON} and {model_dir / REPORT_MD}")
-    if not report.passed:
-        raise click.ClickException(
-            gate_failure(json.loads(report.to_json()))
-            + f" Rebuild with `ipex-embed quantize --max-loss {max_loss:g}` to keep the most "
-            "sensitive layers in higher precision."
-        )
 
 
 def gate_failure(report: dict[str, Any]) -> str:
@@ -572,3 +477,12 @@ def gate_failure(report: dict[str, Any]) -> str:
             f"{fidelity['min']:.4f}, under --min-cosine {fidelity['min_cosine']:g}"
         )
     return "; ".join(parts) + "."
+
+
+def gate_error(report: ValidationReport) -> GateFailed:
+    """The error that a failed `report` raises on the command line: what failed, and the fix."""
+    return GateFailed(
+        gate_failure(json.loads(report.to_json()))
+        + f" Rebuild with `ipex-embed quantize --max-loss {report.max_loss:g}` to keep the most "
+        "sensitive layers in higher precision."
+    )

@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ..log import report_logger
 from .systems import SystemSpec
 from .worker import SystemProcess, WorkerError
+
+progress = report_logger(__name__)
 
 __all__ = ["Fleet", "SystemStatus", "load_average", "median_of_rounds", "percentile",
            "ratio_of_rounds", "spread"]
@@ -83,10 +86,8 @@ class Fleet:
         setup: dict[str, Any],
         peers_python: str,
         log_dir: Path,
-        echo: Callable[[str], None],
         peer_envs: dict[str, str | None] | None = None,
     ) -> None:
-        self.echo = echo
         self.statuses: dict[str, SystemStatus] = {}
         self.processes: dict[str, SystemProcess] = {}
         self.round_loads: list[dict[str, float | None]] = []
@@ -111,14 +112,14 @@ class Fleet:
                 continue
             status.info, status.versions = process.info, process.versions
             status.load_s = process.load_s
-            echo(f"  loaded {status.label} in {process.load_s or 0:.1f} s")
+            progress.info(f"  loaded {status.label} in {process.load_s or 0:.1f} s")
 
     def add_skipped(self, spec: SystemSpec, reason: str) -> None:
         """Record a system that was not started at all, with the reason."""
         self.statuses[spec.key] = SystemStatus(
             spec.key, spec.label, spec.kind, spec.role, status="skipped", reason=reason
         )
-        self.echo(f"  skipped {spec.label}: {reason}")
+        progress.info(f"  skipped {spec.label}: {reason}")
 
     def _drop(self, key: str, status: str, reason: str) -> None:
         entry = self.statuses[key]
@@ -126,7 +127,7 @@ class Fleet:
         process = self.processes.pop(key, None)
         if process is not None:
             process.close()
-        self.echo(f"  {status} {entry.label}: {reason}")
+        progress.info(f"  {status} {entry.label}: {reason}")
 
     @property
     def active(self) -> list[str]:
@@ -158,7 +159,7 @@ class Fleet:
             after = self.round_loads[-1]["after"]
             loads = "" if before is None or after is None else (
                 f" (load average {before:.2f} -> {after:.2f})")
-            self.echo(f"  round {round_index + 1}/{rounds} done{loads}")
+            progress.info(f"  round {round_index + 1}/{rounds} done{loads}")
         return results
 
     def close(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -15,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..commandline import command_line
+from ..errors import BenchError
+from ..log import report_logger
 from .report import BenchReport
+
+progress = report_logger(__name__)
 
 __all__ = ["FULL", "PEERS_PYTHON_ENV", "QUICK", "BenchPlan", "run_bench"]
 
@@ -91,7 +95,6 @@ class _Context:
     plan: BenchPlan
     threads: int
     peers_python: str
-    echo: Callable[[str], None]
     report: BenchReport
     config: Any = None
     peers_dir: Path | None = None
@@ -144,7 +147,7 @@ def _prepare_folders(ctx: _Context, fp32_dir: Path | None, bf16_dir: Path | None
         if given is not None:
             found = check_model_folder(Path(given)).precision
             if found != precision:
-                raise ValueError(
+                raise BenchError(
                     f"--{precision}-dir {given} holds a {found} model, not {precision}."
                 )
             ctx.folders[precision] = Path(given)
@@ -169,7 +172,7 @@ def _build_folder(ctx: _Context, precision: str) -> Path:
     identity = {"source": ctx.config.source_model, "revision": ctx.config.source_revision}
     if marker.is_file() and json.loads(marker.read_text()) == identity:
         return folder
-    ctx.echo(f"Building the {precision} folder from {ctx.config.source_model} into {folder}")
+    progress.info(f"Building the {precision} folder from {ctx.config.source_model} into {folder}")
     quantize_to_folder(
         inspect_source(ctx.config.source_model, revision=_revision(ctx)), load_calibration(),
         folder,
@@ -186,7 +189,7 @@ def _fleet(
     from .measure import Fleet
 
     return Fleet(specs, threads=ctx.threads, setup=setup, peers_python=ctx.peers_python,
-                 log_dir=ctx.work_dir / "logs" / phase, echo=ctx.echo, peer_envs=peer_envs)
+                 log_dir=ctx.work_dir / "logs" / phase, peer_envs=peer_envs)
 
 
 def _peers(ctx: _Context) -> tuple[list[Any], dict[str, str], dict[str, str | None]]:
@@ -220,7 +223,7 @@ def _peers(ctx: _Context) -> tuple[list[Any], dict[str, str], dict[str, str | No
                                                 calibration):
         if not envs[env] or all(key in skipped for key in keys):
             continue
-        ctx.echo(f"  building {', '.join(keys)} in {envs[env]}")
+        progress.info(f"  building {', '.join(keys)} in {envs[env]}")
         try:
             build_peer(envs[env], step, options,
                        ctx.work_dir / "logs" / "peers" / f"build-{keys[0]}.log")
@@ -267,7 +270,7 @@ def _model_level(ctx: _Context) -> None:
     specs = model_level_specs(ctx.source_path or Path(), ctx.folders, torch_bf16=plan.torch_bf16)
     if ctx.source_path is None:
         specs = [s for s in specs if s.factory != "torch"]
-    ctx.echo(f"Model level: {', '.join(s.label for s in specs)}")
+    progress.info(f"Model level: {', '.join(s.label for s in specs)}")
     name = report.model["name"]
     statuses = _sweep(ctx, name, ctx.model_dir, specs, "model", batches=plan.throughput_batches,
                       latency_runs=plan.latency_runs, latency_warmup=plan.latency_warmup)
@@ -308,7 +311,7 @@ def _end_to_end(ctx: _Context) -> None:
         skipped["langchain"] = "ipex_embeddings.langchain is not in this version of the package"
     peers, peers_skipped, envs = _peers(ctx)
     specs, skipped = [*specs, *peers], {**skipped, **peers_skipped}
-    ctx.echo(f"End to end on {report.corpus['documents']} SciFact documents: "
+    progress.info(f"End to end on {report.corpus['documents']} SciFact documents: "
              f"{', '.join(s.label for s in specs if s.key not in skipped)}")
     with _fleet(ctx, [s for s in specs if s.key not in skipped],
                 {"texts_file": str(texts_file)}, "e2e", envs) as fleet:
@@ -337,9 +340,9 @@ def _scaling(ctx: _Context) -> None:
     plan, report = ctx.plan, ctx.report
     for name in plan.scaling:
         shape = SHAPES[name]
-        ctx.echo(f"Scaling: {shape.label}")
+        progress.info(f"Scaling: {shape.label}")
         source_dir, folders = build_scaling_models(
-            ctx.work_dir, shape, demo_model_path(), samples=plan.scaling_samples, echo=ctx.echo
+            ctx.work_dir, shape, demo_model_path(), samples=plan.scaling_samples
         )
         specs = model_level_specs(source_dir, folders, torch_bf16=plan.torch_bf16)
         statuses = _sweep(ctx, shape.label, folders["int8"], specs, f"scaling-{name}",
@@ -357,12 +360,50 @@ def _scaling(ctx: _Context) -> None:
 def _timed(ctx: _Context, name: str, part: Callable[[_Context], None]) -> None:
     started = time.perf_counter()
     part(ctx)
-    ctx.echo(f"  {name}: {time.perf_counter() - started:.0f} s")
+    progress.info(f"  {name}: {time.perf_counter() - started:.0f} s")
 
 
 def _default_command(model_dir: Path, output_dir: Path, quick: bool) -> str:
-    parts = ["ipex-embed", "bench", str(model_dir), "--output", str(output_dir)]
-    return shlex.join(parts + (["--quick"] if quick else []))
+    return command_line("bench", model_dir, options=[("--output", output_dir)],
+                        flags=["--quick"] if quick else [])
+
+
+def _new_report(
+    model_dir: Path, output_dir: Path, config: Any, plan: BenchPlan, *, quick: bool,
+    threads: int, vnni_ports: int, clock_ghz: float | None, command: str | None,
+) -> BenchReport:
+    """The report's header: the model, the plan, this machine and its int8 peak."""
+    from .hardware import collect_hardware, int8_peak
+
+    hardware = collect_hardware(threads, clock_ghz)
+    return BenchReport(
+        mode="quick" if quick else "full",
+        command=command or _default_command(model_dir, output_dir, quick),
+        model={"name": f"{config.source_model.split('/')[-1] or model_dir.name} {config.precision}",
+               "folder": model_dir.name, "source_model": config.source_model,
+               "precision": config.precision, "dimension": config.dimension,
+               "max_seq_length": config.max_seq_length},
+        settings={**dataclasses.asdict(plan), "threads": threads, "vnni_ports": vnni_ports},
+        hardware=dataclasses.asdict(hardware),
+        peak=dataclasses.asdict(int8_peak(hardware, vnni_ports)),
+        started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime()),
+    )
+
+
+def _run_parts(ctx: _Context, fp32_dir: Path | None, bf16_dir: Path | None) -> None:
+    """The plan's parts, in order, into `ctx.report`."""
+    _resolve_source(ctx)
+    if "model" in ctx.plan.parts:
+        _prepare_folders(ctx, fp32_dir, bf16_dir)
+        _timed(ctx, "model level", _model_level)
+    if "e2e" in ctx.plan.parts:
+        _timed(ctx, "end to end", _end_to_end)
+    if "scaling" in ctx.plan.parts and ctx.plan.scaling:
+        _timed(ctx, "scaling", _scaling)
+    else:
+        ctx.report.skipped_parts["scaling (BGE-base/large shapes)"] = (
+            "not part of this run (--quick, --parts or --scaling none)"
+        )
 
 
 def run_bench(
@@ -381,10 +422,11 @@ def run_bench(
     work_dir: Path | None = None,
     vnni_ports: int = 2,
     clock_ghz: float | None = None,
-    echo: Callable[[str], None] = print,
     command: str | None = None,
 ) -> BenchReport:
     """Benchmark the model folder `model_dir`; write bench.json, bench.md and plots to `output_dir`.
+
+    Progress goes to the `ipex_embeddings_builder.report.*` loggers (see `log`).
 
     Args:
         quick: the smoke-test preset (about a minute): few runs, 64 documents, no scaling.
@@ -402,11 +444,15 @@ def run_bench(
             folder, removed afterwards).
         vnni_ports: VNNI instructions issued per cycle per core, for the int8 peak without AMX.
         clock_ghz: override the CPU clock read from the OS, for the int8 peak.
+        command: the command line recorded in the report (default: one that re-runs it).
+
+    Raises:
+        BenchError: the plan has no rounds, or a --fp32-dir/--bf16-dir holds another precision.
+        ModelFolderError: `model_dir` (or a given folder) is not a model folder.
     """
     from ipex_embeddings.encoder import available_cores
     from ipex_embeddings.folder import check_model_folder
 
-    from .hardware import collect_hardware, int8_peak
     from .plots import write_plots
 
     started = time.time()
@@ -416,47 +462,24 @@ def run_bench(
     if rounds is not None:
         plan = dataclasses.replace(plan, rounds=rounds)
     if plan.rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {plan.rounds}.")
+        raise BenchError(f"rounds must be at least 1, got {plan.rounds}.")
     threads = threads or available_cores()
-    hardware = collect_hardware(threads, clock_ghz)
-    report = BenchReport(
-        mode="quick" if quick else "full",
-        command=command or _default_command(model_dir, output_dir, quick),
-        model={"name": f"{config.source_model.split('/')[-1] or model_dir.name} {config.precision}",
-               "folder": model_dir.name, "source_model": config.source_model,
-               "precision": config.precision, "dimension": config.dimension,
-               "max_seq_length": config.max_seq_length},
-        settings={**dataclasses.asdict(plan), "threads": threads, "vnni_ports": vnni_ports},
-        hardware=dataclasses.asdict(hardware),
-        peak=dataclasses.asdict(int8_peak(hardware, vnni_ports)),
-        started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
-    )
-    keep_work = work_dir is not None
-    work = Path(work_dir) if keep_work else Path(tempfile.mkdtemp(prefix="ipex-bench-"))
+    report = _new_report(model_dir, output_dir, config, plan, quick=quick, threads=threads,
+                         vnni_ports=vnni_ports, clock_ghz=clock_ghz, command=command)
+    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="ipex-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     ctx = _Context(model_dir, output_dir, work, plan, threads,
-                   peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable, echo,
+                   peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable,
                    report, config, Path(peers_dir).expanduser() if peers_dir else None,
                    dict(peer_envs or {}))
     try:
-        _resolve_source(ctx)
-        if "model" in plan.parts:
-            _prepare_folders(ctx, fp32_dir, bf16_dir)
-            _timed(ctx, "model level", _model_level)
-        if "e2e" in plan.parts:
-            _timed(ctx, "end to end", _end_to_end)
-        if "scaling" in plan.parts and plan.scaling:
-            _timed(ctx, "scaling", _scaling)
-        else:
-            report.skipped_parts["scaling (BGE-base/large shapes)"] = (
-                "not part of this run (--quick, --parts or --scaling none)"
-            )
+        _run_parts(ctx, fp32_dir, bf16_dir)
     finally:
-        if not keep_work:
+        if work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.time() - started
     report.plots = write_plots(report, output_dir)
     report.write(output_dir)
-    echo(f"Wrote {output_dir / 'bench.md'}, {output_dir / 'bench.json'} and "
-         f"{len(report.plots)} plot(s) in {report.seconds:.0f} s")
+    progress.info(f"Wrote {output_dir / 'bench.md'}, {output_dir / 'bench.json'} and "
+                  f"{len(report.plots)} plot(s) in {report.seconds:.0f} s")
     return report

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..log import report_logger
+
+progress = report_logger(__name__)
 
 __all__ = ["SHAPES", "Shape", "build_scaling_models"]
 
@@ -85,7 +88,6 @@ def build_scaling_models(
     tokenizer_from: Path,
     precisions: tuple[str, ...] = ("fp32", "bf16", "int8"),
     samples: int = 64,
-    echo: Callable[[str], None] = print,
 ) -> tuple[Path, dict[str, Path]]:
     """Write the random source model and our folders for `precisions`; reuse them if present."""
     from ..calibration import load_calibration
@@ -97,7 +99,7 @@ def build_scaling_models(
     marker = {"shape": asdict(shape), "samples": samples}
     if not _is_built(source_dir, marker):
         shutil.rmtree(source_dir, ignore_errors=True)
-        echo(f"  writing a random {shape.label}")
+        progress.info(f"  writing a random {shape.label}")
         _write_random_bert(source_dir, shape, tokenizer_from)
         (source_dir / "bench_build.json").write_text(json.dumps(marker))
     folders = {}
@@ -105,7 +107,7 @@ def build_scaling_models(
     for precision in precisions:
         folder = root / precision
         if not _is_built(folder, marker):
-            echo(f"  building its {precision} folder with the quantize pipeline")
+            progress.info(f"  building its {precision} folder with the quantize pipeline")
             source = source or inspect_source(str(source_dir))
             quantize_to_folder(
                 source, load_calibration(None, samples), folder,

@@ -7,15 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
+from ..errors import BeirDataError
 
 __all__ = ["SCIFACT_DIR", "BeirData", "BeirDataError", "load_beir", "document_text"]
 
 SCIFACT_DIR = Path(__file__).parent / "scifact"
-
-
-class BeirDataError(click.ClickException):
-    """A BEIR folder is missing files or its qrels do not match its corpus."""
 
 
 @dataclass

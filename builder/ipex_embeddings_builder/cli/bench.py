@@ -1,13 +1,16 @@
-"""The `ipex-embed bench` command line."""
+"""`ipex-embed bench`."""
 
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+
+from ..commandline import command_line
+from .options import library_errors, model_dir_argument
 
 __all__ = ["bench_command"]
 
@@ -26,7 +29,7 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 def _peer_envs(entries: tuple[str, ...]) -> dict[str, str]:
-    from .peers import PEER_ENVS
+    from ..bench.peers import PEER_ENVS
 
     envs = {}
     for entry in entries:
@@ -43,7 +46,7 @@ def _peer_envs(entries: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("bench")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@model_dir_argument
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for bench.json, bench.md and the plots (default: MODEL_DIR/bench).")
 @click.option("--quick", is_flag=True,
@@ -91,23 +94,8 @@ def bench_command(
     model_dir: Path,
     output: Path | None,
     quick: bool,
-    rounds: int | None,
-    runs: int | None,
-    seq_lens: str | None,
-    batch_sizes: str | None,
-    docs: int | None,
-    queries: int | None,
-    parts: str | None,
-    scaling: str | None,
-    threads: int | None,
-    fp32_dir: Path | None,
-    bf16_dir: Path | None,
-    peers_python: str | None,
-    peers_dir: Path | None,
     peer_env: tuple[str, ...],
-    work_dir: Path | None,
-    vnni_ports: int,
-    clock_ghz: float | None,
+    **options: Any,
 ) -> None:
     """Benchmark MODEL_DIR (an ipex-embeddings folder) against PyTorch and sentence-transformers.
 
@@ -116,48 +104,58 @@ def bench_command(
     BGE-large shapes, and the distance to the CPU's int8 peak. Writes bench.json, bench.md and
     PNG plots. Timings are only as good as the machine is quiet.
     """
-    from .run import FULL, PARTS, QUICK, run_bench
-    from .scaling import SHAPES
+    from ..bench.run import FULL, QUICK, run_bench
 
-    plan = QUICK if quick else FULL
-    changes: dict[str, object] = {}
-    if runs is not None:
-        changes["latency_runs"] = runs
-    if (lengths := _ints(seq_lens, "--seq-lens")) is not None:
-        changes["latency_seq_lens"] = lengths
-    if (batches := _ints(batch_sizes, "--batch-sizes")) is not None:
-        changes["throughput_batches"] = batches
-    if docs is not None:
-        changes["documents"] = docs
-    if queries is not None:
-        changes["queries"] = queries
-    if parts is not None:
-        chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
-        unknown = sorted(set(chosen) - set(PARTS))
-        if unknown or not chosen:
-            raise click.BadParameter(f"unknown part(s) {unknown}; use some of {', '.join(PARTS)}.",
-                                     param_hint="--parts")
-        changes["parts"] = chosen
-    if scaling is not None:
-        shapes = () if scaling.strip() == "none" else tuple(
-            s.strip() for s in scaling.split(",") if s.strip()
-        )
-        unknown = sorted(set(shapes) - set(SHAPES))
-        if unknown:
-            raise click.BadParameter(f"unknown shape(s) {unknown}; use base, large or none.",
-                                     param_hint="--scaling")
-        changes["scaling"] = shapes
+    changes = _plan_changes(
+        options.pop("runs"), options.pop("seq_lens"), options.pop("batch_sizes"),
+        options.pop("docs"), options.pop("queries"), options.pop("parts"), options.pop("scaling"),
+    )
     envs = _peer_envs(peer_env)
-    output = output or model_dir / "bench"
-    try:
+    typed = sys.argv[1:2] == ["bench"]
+    with library_errors(ValueError):
         run_bench(
-            model_dir, output, quick=quick, rounds=rounds,
-            plan=dataclasses.replace(plan, **changes), threads=threads, fp32_dir=fp32_dir,
-            bf16_dir=bf16_dir, peers_python=peers_python, peers_dir=peers_dir, peer_envs=envs,
-            work_dir=work_dir,
-            vnni_ports=vnni_ports, clock_ghz=clock_ghz, echo=click.echo,
-            command=shlex.join(["ipex-embed", "bench", *sys.argv[2:]])
-            if sys.argv[1:2] == ["bench"] else None,
+            model_dir, output or model_dir / "bench", quick=quick,
+            plan=dataclasses.replace(QUICK if quick else FULL, **changes), peer_envs=envs,
+            command=command_line("bench", *sys.argv[2:]) if typed else None, **options,
         )
-    except ValueError as err:
-        raise click.ClickException(str(err)) from err
+
+
+def _plan_changes(
+    runs: int | None, seq_lens: str | None, batch_sizes: str | None, docs: int | None,
+    queries: int | None, parts: str | None, scaling: str | None,
+) -> dict[str, Any]:
+    """The options that change the plan (`BenchPlan` fields), parsed and checked."""
+    changes: dict[str, Any] = {
+        "latency_runs": runs, "latency_seq_lens": _ints(seq_lens, "--seq-lens"),
+        "throughput_batches": _ints(batch_sizes, "--batch-sizes"), "documents": docs,
+        "queries": queries, "parts": _parts(parts), "scaling": _shapes(scaling),
+    }
+    return {name: value for name, value in changes.items() if value is not None}
+
+
+def _parts(text: str | None) -> tuple[str, ...] | None:
+    from ..bench.run import PARTS
+
+    if text is None:
+        return None
+    chosen = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown part(s) {unknown}; use some of {', '.join(PARTS)}.",
+                                 param_hint="--parts")
+    return chosen
+
+
+def _shapes(text: str | None) -> tuple[str, ...] | None:
+    from ..bench.scaling import SHAPES
+
+    if text is None:
+        return None
+    shapes = () if text.strip() == "none" else tuple(
+        s.strip() for s in text.split(",") if s.strip()
+    )
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise click.BadParameter(f"unknown shape(s) {unknown}; use base, large or none.",
+                                 param_hint="--scaling")
+    return shapes

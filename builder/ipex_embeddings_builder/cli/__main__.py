@@ -1,0 +1,7 @@
+"""`python -m ipex_embeddings_builder.cli`: the same as `ipex-embed`."""
+
+from __future__ import annotations
+
+from . import main
+
+main()

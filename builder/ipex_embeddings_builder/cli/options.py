@@ -1,0 +1,92 @@
+"""Options shared by several commands, declared once, and the one error translation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..demo import DEMO_MODEL
+from ..errors import BuilderError, OptionError
+
+__all__ = [
+    "calibration_options",
+    "library_errors",
+    "model_argument",
+    "model_dir_argument",
+    "output_option",
+    "source_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _apply(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def wrap(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return wrap
+
+
+@contextmanager
+def library_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn the library's errors into click's: an `OptionError` exits 2 with the usage, as a
+    click usage error; any other `BuilderError` (and the types in `also`) exits 1 with its
+    message."""
+    try:
+        yield
+    except OptionError as err:
+        raise click.UsageError(str(err)) from err
+    except (BuilderError, *also) as err:
+        raise click.ClickException(str(err)) from err
+
+
+def model_argument(function: F) -> F:
+    """MODEL: a local folder or Hub id; default: the shipped all-MiniLM-L6-v2."""
+    return click.argument("model", default=DEMO_MODEL, required=False)(function)
+
+
+def model_dir_argument(function: F) -> F:
+    """MODEL_DIR: an existing ipex-embeddings model folder."""
+    argument = click.argument(
+        "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)
+    )
+    return argument(function)
+
+
+def output_option(help: str) -> Callable[[F], F]:  # noqa: A002 (click's name)
+    """--output/-o, a folder to write, required."""
+    return click.option(
+        "--output", "-o", type=click.Path(path_type=Path), required=True, help=help
+    )
+
+
+calibration_options = _apply([
+    click.option(
+        "--calibration",
+        type=click.Path(path_type=Path),
+        help='JSONL ({"text": ...} per line) or plain text file, calibrated as documents; '
+        "default: SciFact documents (document prompt), train queries (query prompt) and short "
+        "texts.",
+    ),
+    click.option("--samples", default=300, show_default=True, help="Calibration texts to use."),
+])
+"""--calibration and --samples (see `calibration.load_calibration`)."""
+
+source_options = _apply([
+    click.option(
+        "--pooling",
+        type=click.Choice(["cls", "mean"]),
+        help="Override (or supply, for models without sentence-transformers files) pooling.",
+    ),
+    click.option("--max-seq-length", type=int, help="Override the model's max_seq_length."),
+    click.option("--query-prompt", help="Override the text put before queries."),
+    click.option("--document-prompt", help="Override the text put before documents."),
+    click.option("--revision", help="Hub revision of MODEL."),
+])
+"""The overrides of what the source model declares (see `source.inspect_source`)."""

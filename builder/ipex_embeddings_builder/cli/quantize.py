@@ -1,0 +1,101 @@
+"""`ipex-embed quantize`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .options import calibration_options, library_errors, model_argument, source_options
+
+if TYPE_CHECKING:
+    from ipex_embeddings import ModelConfig
+
+    from ..calibration import CalibrationSet
+    from ..quantize import QuantizeOptions
+    from ..source import SourceModel
+
+__all__ = ["quantize_command"]
+
+
+@click.command("quantize")
+@model_argument
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write the model into (written whole, or not at all).",
+)
+@calibration_options
+@click.option(
+    "--precision", type=click.Choice(["int8", "bf16", "fp32"]), default="int8", show_default=True
+)
+@source_options
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--max-loss",
+    type=float,
+    help="Accuracy-aware int8: the largest relative loss (percent of fp32, per mteb task, on "
+    "SciFact's train queries) to allow; the most sensitive layers are kept out of int8 until it "
+    "is met, and the result is reported on the test queries (validation.json/.md).",
+)
+def quantize_command(
+    model: str,
+    output: Path,
+    calibration: Path | None,
+    samples: int,
+    precision: str,
+    overwrite: bool,
+    max_loss: float | None,
+    **overrides: str | int | None,
+) -> None:
+    """Export MODEL (a local folder or Hub id; default: the shipped all-MiniLM-L6-v2) to OpenVINO
+    and quantize it with static int8 calibration into a model folder."""
+    from ..calibration import load_calibration
+    from ..quantize import QuantizeOptions, quantize_to_folder
+    from ..source import inspect_source
+
+    started = time.perf_counter()
+    with library_errors():
+        source = inspect_source(model, **overrides)  # type: ignore[arg-type]
+        calib = load_calibration(calibration, samples)
+        click.echo(
+            f"Quantizing {source.model_id} ({source.model_type}, {source.pooling} pooling, "
+            f"max_seq_length={source.max_seq_length}, normalize={source.normalize}) to "
+            f"{precision} with {len(calib.texts)} calibration texts from {calib.source}"
+        )
+        options = QuantizeOptions(precision=precision)
+        if max_loss is None:
+            config = quantize_to_folder(source, calib, output, options, overwrite)
+        else:
+            config = _tune(source, calib, output, options, max_loss, overwrite)
+    click.echo(
+        f"Wrote {output} ({config.precision}, {config.dimension}-d) in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+
+
+def _tune(
+    source: SourceModel,
+    calib: CalibrationSet,
+    output: Path,
+    options: QuantizeOptions,
+    max_loss: float,
+    overwrite: bool,
+) -> ModelConfig:
+    """`tune_to_folder`, then its report on the test queries; returns the model's config."""
+    from ..tuning import tune_to_folder
+
+    result = tune_to_folder(source, calib, output, options, max_loss, overwrite=overwrite)
+    if result.report is not None:
+        click.echo("\n" + result.report.to_markdown())
+        if not result.report.passed:
+            click.echo(
+                f"Warning: the tuning queries met --max-loss {max_loss:g}, but on the test "
+                "queries above it did not; `ipex-embed validate` (and build) will refuse it.",
+                err=True,
+            )
+    return result.config
