@@ -92,7 +92,12 @@ class ModelConfig:
 
     @classmethod
     def load(cls, folder: str | Path) -> ModelConfig:
-        """Read the JSON from `folder`, with an error naming what is wrong."""
+        """Read the JSON from `folder`, with an error naming what is wrong.
+
+        Raises:
+            ModelFolderError: no JSON, not JSON, a `format_version` newer than `FORMAT_VERSION`
+                (the fix: upgrade ipex-embeddings), unknown keys, or required keys missing.
+        """
         path = Path(folder) / CONFIG_NAME
         if not path.is_file():
             raise ModelFolderError(
@@ -105,6 +110,13 @@ class ModelConfig:
             raise ModelFolderError(
                 f"{path} is not valid JSON ({err}); rebuild the folder."
             ) from err
+        version = raw.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelFolderError(
+                f"{path} has format_version {version!r}; this ipex-embeddings reads version "
+                f"{FORMAT_VERSION} and older. The folder was written by a newer ipex-embeddings: "
+                "upgrade with `pip install -U ipex-embeddings`."
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
