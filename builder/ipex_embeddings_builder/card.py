@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ipex_embeddings import __version__
-from ipex_embeddings.config import ModelConfig
+from ipex_embeddings import ModelConfig, __version__
 
 from .calibration import DEFAULT_CALIBRATION
 
 __all__ = ["CardInputs", "read_source_metadata", "render_card", "write_card"]
 
 CARD_NAME = "README.md"
-PROJECT_URL = "https://github.com/ipex-embeddings/ipex-embeddings"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 BASE_TAGS = ["openvino", "feature-extraction", "sentence-similarity", "text-embeddings",
              "ipex-embeddings"]
@@ -323,7 +321,7 @@ def render_card(inputs: CardInputs) -> str:
         f"---\n{_front_matter(config, inputs, validation).strip()}\n---\n",
         f"# {title}\n",
         f"{source_link}{revision} as an OpenVINO {config.precision} model, for fast text "
-        f"embeddings on Intel and other x86 CPUs, built with [ipex-embeddings]({PROJECT_URL}).\n",
+        f"embeddings on Intel and other x86 CPUs, built with ipex-embeddings.\n",
         "## Model\n",
         _model_section(config),
         "## Accuracy\n",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ipex_embeddings.config import ModelConfig
+from ipex_embeddings import ModelConfig
 
 from .calibration import CalibrationSet
 from .errors import OutputExistsError
@@ -33,6 +33,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "openvino/openvino_model.xml"
+PRESET = "mixed"
+"""NNCF's quantization preset for int8 (symmetric weights, asymmetric activations)."""
 # Files copied from the source so the folder also loads in sentence-transformers and transformers.
 COMPANION_FILES = [
     "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -46,10 +48,7 @@ class QuantizeOptions:
     """How to turn the source into IR: precision, and which layers keep higher precision."""
 
     precision: str = "int8"
-    inference_precision: str = "f32"
     keep_higher_precision: Sequence[str] = field(default_factory=list)
-    preset: str = "mixed"
-    smooth_quant_alpha: float | None = None
 
 
 def export_model(source: SourceModel) -> Any:
@@ -129,16 +128,6 @@ def quantize_model(
         "Calibrating int8 on %d texts (%s) with NNCF", len(data),
         ", ".join(f"{n} {part}" for part, n in calibration.mix.items()) or calibration.source,
     )
-    advanced = None
-    if options.smooth_quant_alpha is not None:
-        from nncf.quantization.advanced_parameters import (
-            AdvancedQuantizationParameters,
-            AdvancedSmoothQuantParameters,
-        )
-
-        advanced = AdvancedQuantizationParameters(
-            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=options.smooth_quant_alpha)
-        )
     from tqdm.auto import tqdm
 
     # NNCF's own bars draw only on a terminal; this one counts the texts its passes run
@@ -153,12 +142,11 @@ def quantize_model(
             ov_model,
             nncf.Dataset(data, counted),
             model_type=nncf.ModelType.TRANSFORMER,
-            preset=nncf.QuantizationPreset(options.preset),
+            preset=nncf.QuantizationPreset(PRESET),
             subset_size=len(data),
             ignored_scope=nncf.IgnoredScope(
                 names=list(options.keep_higher_precision), validate=False
             ),
-            advanced_parameters=advanced,
         )
 
 
@@ -231,7 +219,7 @@ def save_model_folder(
         dimension=source.dimension,
         max_seq_length=source.max_seq_length,
         precision=options.precision,
-        inference_precision="bf16" if options.precision == "bf16" else options.inference_precision,
+        inference_precision="bf16" if options.precision == "bf16" else "f32",
         normalize=source.normalize,
         query_prompt=source.query_prompt,
         document_prompt=source.document_prompt,
@@ -240,7 +228,7 @@ def save_model_folder(
         source_revision=source.revision,
         quantization={
             "method": "nncf.quantize" if options.precision == "int8" else "none",
-            "preset": options.preset if options.precision == "int8" else None,
+            "preset": PRESET if options.precision == "int8" else None,
             "model_type": "transformer",
             "samples": len(calibration.texts),
             **calibration.record(),
