@@ -34,6 +34,7 @@ import warnings
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -145,55 +146,51 @@ def subset(data: BeirData, limit: int | None) -> BeirData:
     return BeirData(data.corpus, queries, qrels)
 
 
-def benchmark(
-    model_dir: Path,
-    model_label: str,
-    depths: list[int],
-    limit: int | None = None,
-    tune_on_train: bool = False,
-) -> dict:
-    """NDCG@10 of BM25 alone and reranked in both fusion modes, at each depth."""
-    test = subset(load_beir(split="test"), limit)
-    train = subset(load_beir(split="train"), limit) if tune_on_train else None
-    reranker = IPEXRerank(model=str(model_dir), top_n=max(depths), fusion="rrf")
-    config = reranker.encoder.config
-    # Most abstracts are longer than the model's limit; their start is embedded, as in MTEB.
-    warnings.simplefilter("ignore", TruncationWarning)
+def _ndcg(data: BeirData, run: Run) -> float:
+    return mean_metric(data.qrels, run, "ndcg_cut.10", "ndcg_cut_10")
 
-    def ndcg(data: BeirData, run: Run) -> float:
-        return mean_metric(data.qrels, run, "ndcg_cut.10", "ndcg_cut_10")
 
-    rows = []
-    for depth in depths:
-        first_stage, nodes, bm25_scores = bm25_runs(test, depth)
-        started = time.perf_counter()
-        rrf_run, cosines = rerank(test, first_stage, bm25_scores, nodes, reranker)
-        seconds = time.perf_counter() - started
-        # The adapter's fused order is the formula's: a check of IPEXRerank on real data.
-        assert fused_run(cosines, 0.5) == rrf_run, "IPEXRerank's RRF order is not the formula's"
-        row = {
-            "depth": depth,
-            "bm25_ndcg@10": ndcg(test, first_stage),
-            "rerank_none_ndcg@10": ndcg(test, fused_run(cosines, 1.0)),
-            "rerank_rrf_ndcg@10": ndcg(test, rrf_run),
-            f"bm25_recall@{depth}": mean_metric(
-                test.qrels, first_stage, f"recall.{depth}", f"recall_{depth}"
-            ),
-            "rerank_seconds": round(seconds, 1),
-        }
-        if train is not None:
-            print(f"  tuning on {len(train.queries)} train queries", file=sys.stderr)
-            train_first, train_nodes, train_scores = bm25_runs(train, depth)
-            _, train_cosines = rerank(train, train_first, train_scores, train_nodes, reranker)
-            curve = {w: ndcg(train, fused_run(train_cosines, w)) for w in WEIGHTS}
-            weight = max(WEIGHTS, key=lambda w: curve[w])
-            row["tuned_on_train"] = {
-                "dense_weight": weight,
-                "train_ndcg@10_by_weight": {str(w): round(v, 4) for w, v in curve.items()},
-                "test_ndcg@10": ndcg(test, fused_run(cosines, weight)),
-            }
-        rows.append(row)
-    result = {
+def _tuned_on_train(train: BeirData, test: BeirData, depth: int, reranker: IPEXRerank,
+                    cosines: dict) -> dict:
+    """The dense weight of weighted RRF picked on the train queries, scored on the test ones."""
+    print(f"  tuning on {len(train.queries)} train queries", file=sys.stderr)
+    train_first, train_nodes, train_scores = bm25_runs(train, depth)
+    _, train_cosines = rerank(train, train_first, train_scores, train_nodes, reranker)
+    curve = {w: _ndcg(train, fused_run(train_cosines, w)) for w in WEIGHTS}
+    weight = max(WEIGHTS, key=lambda w: curve[w])
+    return {
+        "dense_weight": weight,
+        "train_ndcg@10_by_weight": {str(w): round(v, 4) for w, v in curve.items()},
+        "test_ndcg@10": _ndcg(test, fused_run(cosines, weight)),
+    }
+
+
+def _depth_row(test: BeirData, train: BeirData | None, depth: int, reranker: IPEXRerank) -> dict:
+    """NDCG@10 of BM25's top `depth` alone and reranked, and the rerank time."""
+    first_stage, nodes, bm25_scores = bm25_runs(test, depth)
+    started = time.perf_counter()
+    rrf_run, cosines = rerank(test, first_stage, bm25_scores, nodes, reranker)
+    seconds = time.perf_counter() - started
+    # The adapter's fused order is the formula's: a check of IPEXRerank on real data.
+    assert fused_run(cosines, 0.5) == rrf_run, "IPEXRerank's RRF order is not the formula's"
+    row = {
+        "depth": depth,
+        "bm25_ndcg@10": _ndcg(test, first_stage),
+        "rerank_none_ndcg@10": _ndcg(test, fused_run(cosines, 1.0)),
+        "rerank_rrf_ndcg@10": _ndcg(test, rrf_run),
+        f"bm25_recall@{depth}": mean_metric(
+            test.qrels, first_stage, f"recall.{depth}", f"recall_{depth}"
+        ),
+        "rerank_seconds": round(seconds, 1),
+    }
+    if train is not None:
+        row["tuned_on_train"] = _tuned_on_train(train, test, depth, reranker, cosines)
+    return row
+
+
+def _setup(test: BeirData, model_label: str, config: Any) -> dict:
+    """What was run on what, with which versions."""
+    return {
         "task": f"SciFact test (BEIR), {len(test.queries)} queries, {len(test.corpus):,} documents",
         "first_stage": "bm25s BM25 (lucene, k1=1.5, b=0.75), English stopwords, Snowball stemmer",
         "second_stage": (
@@ -212,14 +209,30 @@ def benchmark(
             "calibration_digest": config.calibration_digest,
         },
         "queries": len(test.queries),
-        "results": rows,
-        "versions": {
-            name: version(name)
-            for name in ("ipex-embeddings", "openvino", "bm25s", "pytrec_eval-terrier")
-        },
-        "python": platform.python_version(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def benchmark(
+    model_dir: Path,
+    model_label: str,
+    depths: list[int],
+    limit: int | None = None,
+    tune_on_train: bool = False,
+) -> dict:
+    """NDCG@10 of BM25 alone and reranked in both fusion modes, at each depth."""
+    test = subset(load_beir(split="test"), limit)
+    train = subset(load_beir(split="train"), limit) if tune_on_train else None
+    reranker = IPEXRerank(model=str(model_dir), top_n=max(depths), fusion="rrf")
+    # Most abstracts are longer than the model's limit; their start is embedded, as in MTEB.
+    warnings.simplefilter("ignore", TruncationWarning)
+    result = _setup(test, model_label, reranker.encoder.config)
+    result["results"] = [_depth_row(test, train, depth, reranker) for depth in depths]
+    result["versions"] = {
+        name: version(name)
+        for name in ("ipex-embeddings", "openvino", "bm25s", "pytrec_eval-terrier")
+    }
+    result["python"] = platform.python_version()
+    result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if train is not None:
         result["tuned_on_train"] = (
             f"weighted RRF, w / (k + cosine rank) + (1 - w) / (k + BM25 rank), k={RRF_K}: w "

@@ -48,7 +48,13 @@ from .quantize import (
     write_atomically,
 )
 from .source import SourceModel
-from .validate import DEFAULT_MAX_LOSS, ValidationReport, build_tasks, compare_with_reference
+from .validate import (
+    DEFAULT_MAX_LOSS,
+    ValidationReport,
+    build_tasks,
+    compare_with_reference,
+    run_validation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +301,10 @@ class _Search:
                 f"best kept {len(best.kept)} ops out of int8 and lost {best.losses}. Use a larger "
                 "--max-loss, or --precision fp32."
             )
+        logger.info(
+            f"Kept {len(step.kept)} ops out of int8 ({', '.join(step.kept_groups) or 'none'}); "
+            f"losses on {TUNING_SPLIT}: {step.losses}"
+        )
         return step, folder
 
     def record(self, reference: str) -> dict[str, Any]:
@@ -313,6 +323,20 @@ class _Search:
             ],
             "steps": [asdict(s) for s in self.steps],
         }
+
+
+def _checked(options: QuantizeOptions, reference: str) -> QuantizeOptions:
+    """`options`, once they are ones tuning can use.
+
+    Raises:
+        OptionError: a precision other than int8.
+        ValueError: an unknown `reference`.
+    """
+    if options.precision != "int8":
+        raise OptionError("--max-loss tunes int8 quantization; it needs --precision int8.")
+    if reference not in TUNING_REFERENCES:
+        raise ValueError(f"reference={reference!r}; use one of {sorted(TUNING_REFERENCES)}.")
+    return options
 
 
 def _keeping(options: QuantizeOptions, kept: Sequence[str]) -> QuantizeOptions:
@@ -347,16 +371,11 @@ def tune_to_folder(
         reference: the tuning split's fp32 reference, a key of `TUNING_REFERENCES`.
 
     Raises:
-        OptionError: `options` asks for a precision other than int8.
-        ValueError: an unknown `reference`.
+        OptionError, ValueError: a precision other than int8, an unknown `reference`.
         TuningError: no candidate met `max_loss` (nothing is written).
         OutputExistsError: `output` is not empty and `overwrite` is False.
     """
-    options = options or QuantizeOptions()
-    if options.precision != "int8":
-        raise OptionError("--max-loss tunes int8 quantization; it needs --precision int8.")
-    if reference not in TUNING_REFERENCES:
-        raise ValueError(f"reference={reference!r}; use one of {sorted(TUNING_REFERENCES)}.")
+    options = _checked(options or QuantizeOptions(), reference)
     started = time.perf_counter()
     # A local folder is recorded by name only (the JSON is published): give validation its path.
     local_source = None if source.revision else source.path
@@ -367,25 +386,17 @@ def tune_to_folder(
         write_atomically(output, overwrite) as staging,
         tempfile.TemporaryDirectory(prefix="ipex-embed-tune-") as scratch,
     ):
-        search = _Search(
-            source, calibration, options, fp32_model, Path(scratch), tuning_tasks, max_loss,
-            subset, cache_dir, local_source,
-            _tuning_reference(reference, fp32_model, source, calibration, Path(scratch)),
-        )
+        fp32 = _tuning_reference(reference, fp32_model, source, calibration, Path(scratch))
+        search = _Search(source, calibration, options, fp32_model, Path(scratch), tuning_tasks,
+                         max_loss, subset, cache_dir, local_source, fp32)
         step, folder = search.run(max_steps, ranking_samples)
         tuned = openvino_core().read_model(folder / MODEL_FILE)
         config = save_model_folder(
             tuned, staging, source, calibration, _keeping(options, step.kept),
             time.perf_counter() - started, extra={"tuning": search.record(reference)},
         )
-    logger.info(
-        f"Kept {len(step.kept)} ops out of int8 ({', '.join(step.kept_groups) or 'none'}); "
-        f"losses on {TUNING_SPLIT}: {step.losses}"
-    )
     result = TuningResult(config, search.steps, search.ranking, search.int8_cosine)
     if report:
-        from .validate import run_validation
-
         result.report = run_validation(
             output, tasks=tasks, max_loss=max_loss, subset=subset, cache_dir=cache_dir,
             reference=local_source,

@@ -9,7 +9,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -425,8 +426,7 @@ def run_bench(
     command: str | None = None,
 ) -> BenchReport:
     """Benchmark the model folder `model_dir`; write bench.json, bench.md and plots to `output_dir`.
-
-    Progress goes to the `ipex_embeddings_builder.report.*` loggers (see `log`).
+    Progress goes to the report logger `ipex_embeddings_builder.report.run` (see `log`).
 
     Args:
         quick: the smoke-test preset (about a minute): few runs, 64 documents, no scaling.
@@ -436,9 +436,8 @@ def run_bench(
             full plan builds them from the source model into `work_dir`.
         peers_python: interpreter for the sentence-transformers systems (default: this one, or
             $IPEX_EMBED_BENCH_PEERS_PYTHON); its onnx and openvino backends need optimum there.
-        peers_dir: where the int8 peers' environments are (one venv per peer, by name: ovgenai,
-            fastembed, optimum, ipex; made by benchmarks/peers/setup_NAME.sh). Without it and
-            `peer_envs`, the int8 peers are not part of the run (and the report says so).
+        peers_dir: the int8 peers' environments, a venv per peer by name (made by
+            benchmarks/peers/setup_NAME.sh); without it or `peer_envs`, the report skips them.
         peer_envs: NAME -> interpreter, for peer environments elsewhere (wins over peers_dir).
         work_dir: keep built folders, texts, vectors and worker logs here (default: a temporary
             folder, removed afterwards).
@@ -453,33 +452,55 @@ def run_bench(
     from ipex_embeddings.encoder import available_cores
     from ipex_embeddings.folder import check_model_folder
 
-    from .plots import write_plots
-
     started = time.time()
     model_dir, output_dir = Path(model_dir).expanduser(), Path(output_dir).expanduser()
     config = check_model_folder(model_dir)
+    plan = _plan(plan, quick, rounds)
+    threads = threads or available_cores()
+    report = _new_report(model_dir, output_dir, config, plan, quick=quick, threads=threads,
+                         vnni_ports=vnni_ports, clock_ghz=clock_ghz, command=command)
+    with _work_folder(work_dir) as work:
+        ctx = _Context(model_dir, output_dir, work, plan, threads,
+                       peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable,
+                       report, config, Path(peers_dir).expanduser() if peers_dir else None,
+                       dict(peer_envs or {}))
+        _run_parts(ctx, fp32_dir, bf16_dir)
+    _write(report, output_dir, time.time() - started)
+    return report
+
+
+def _plan(plan: BenchPlan | None, quick: bool, rounds: int | None) -> BenchPlan:
+    """`plan` (default: the preset for `quick`) with `rounds` when given.
+
+    Raises:
+        BenchError: fewer than one round.
+    """
     plan = plan or (QUICK if quick else FULL)
     if rounds is not None:
         plan = dataclasses.replace(plan, rounds=rounds)
     if plan.rounds < 1:
         raise BenchError(f"rounds must be at least 1, got {plan.rounds}.")
-    threads = threads or available_cores()
-    report = _new_report(model_dir, output_dir, config, plan, quick=quick, threads=threads,
-                         vnni_ports=vnni_ports, clock_ghz=clock_ghz, command=command)
+    return plan
+
+
+@contextmanager
+def _work_folder(work_dir: Path | None) -> Iterator[Path]:
+    """`work_dir`, kept; or a temporary folder, removed afterwards."""
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="ipex-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    ctx = _Context(model_dir, output_dir, work, plan, threads,
-                   peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable,
-                   report, config, Path(peers_dir).expanduser() if peers_dir else None,
-                   dict(peer_envs or {}))
     try:
-        _run_parts(ctx, fp32_dir, bf16_dir)
+        yield work
     finally:
         if work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    report.seconds = time.time() - started
+
+
+def _write(report: BenchReport, output_dir: Path, seconds: float) -> None:
+    """The plots, bench.json and bench.md into `output_dir`."""
+    from .plots import write_plots
+
+    report.seconds = seconds
     report.plots = write_plots(report, output_dir)
     report.write(output_dir)
     progress.info(f"Wrote {output_dir / 'bench.md'}, {output_dir / 'bench.json'} and "
                   f"{len(report.plots)} plot(s) in {report.seconds:.0f} s")
-    return report
