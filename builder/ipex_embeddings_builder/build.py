@@ -438,7 +438,14 @@ class Build:
 
 
 def run_build(options: BuildOptions) -> str | None:
-    """Check the output folder and the token, then run the build; return the published URL."""
+    """Check the output folder and the token, then run the build; return the published URL.
+
+    Raises:
+        BuildError: `output` is a file or a folder not made by build, or the model failed its
+            accuracy gate (nothing is published).
+        PublishError: no usable Hub token for `push_to`, or the upload failed.
+        BuilderError: any other stage's error (`SourceModelError`, `CalibrationError`, ...).
+    """
     from .publish import check_token
 
     _check_output(options.output.expanduser().resolve(), options.overwrite)

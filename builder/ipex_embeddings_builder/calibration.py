@@ -143,7 +143,12 @@ def load_calibration(
     path: str | Path | None = None, samples: int = 300, seed: int = 0
 ) -> CalibrationSet:
     """The default mix (`path=None`), or `samples` texts of JSONL ("text" per line) or plain text
-    (a text per line), all calibrated as documents."""
+    (a text per line), all calibrated as documents.
+
+    Raises:
+        CalibrationError: too few samples or texts, a missing file, or a line that is not a
+            JSON object with a string "text".
+    """
     if samples < MIN_SAMPLES:
         raise CalibrationError(
             f"--samples {samples} is below the minimum of {MIN_SAMPLES} calibration texts; "

@@ -101,7 +101,11 @@ def plan_commit(
     message: str | None = None,
     description: str = "",
 ) -> CommitPlan:
-    """List what would be uploaded from `folder`: every file but hidden ones and the build state."""
+    """List what would be uploaded from `folder`: every file but hidden ones and the build state.
+
+    Raises:
+        PublishError: `repo_id` is not user/name, or `folder` is not a complete model folder.
+    """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -182,7 +186,12 @@ def check_token(repo_id: str, token: str | None = None) -> tuple[str, str]:
 
 
 def publish(plan: CommitPlan, *, token: str | None = None) -> str:
-    """Check the token, create the repo if missing, commit every file at once; return the URL."""
+    """Check the token, create the repo if missing, commit every file at once; return the URL.
+
+    Raises:
+        PublishError: no usable token, or the repo or the commit could not be made (the repo is
+            then unchanged).
+    """
     from huggingface_hub import CommitOperationAdd, HfApi
 
     token, _ = check_token(plan.repo_id, token)

@@ -152,7 +152,11 @@ def quantize_model(
 
 @contextmanager
 def write_atomically(output: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside `output`; it becomes `output` only if the block succeeds."""
+    """Yield a temporary folder beside `output`; it becomes `output` only if the block succeeds.
+
+    Raises:
+        OutputExistsError: `output` exists, is not empty, and `overwrite` is False.
+    """
     output = output.expanduser().resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise OutputExistsError(
@@ -182,7 +186,11 @@ def quantize_to_folder(
     options: QuantizeOptions | None = None,
     overwrite: bool = False,
 ) -> ModelConfig:
-    """Export, quantize and write a complete model folder at `output` (or nothing, on failure)."""
+    """Export, quantize and write a complete model folder at `output` (or nothing, on failure).
+
+    Raises:
+        OutputExistsError: `output` exists, is not empty, and `overwrite` is False.
+    """
     options = options or QuantizeOptions()
     started = time.perf_counter()
     with write_atomically(output, overwrite) as staging:

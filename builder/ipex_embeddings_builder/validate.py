@@ -446,6 +446,15 @@ def run_validation(
         write: write the report files into `model_dir`.
         min_cosine: the fidelity gate (see `fidelity`): the smallest cosine to the fp32 PyTorch
             source allowed on the fixed texts; None skips the check.
+
+    Returns the report; a model over the gate is a report that did not pass (see `gate_error`),
+    not an exception.
+
+    Raises:
+        OptionError: no tasks, or --subset with a task that is not local.
+        ValidationError: an unknown task (`UnknownTaskError`), a BEIR folder that cannot be read
+            (`BeirDataError`), or task data that could not be loaded (`TaskError`).
+        SourceModelError: the fp32 source model cannot be found.
     """
     model_dir = Path(model_dir)
     built = build_tasks(tasks, beir_dirs, split=split, subset=subset)
