@@ -15,6 +15,7 @@ from typing import Any
 from ipex_embeddings import ModelConfig, __version__
 
 from .calibration import DEFAULT_CALIBRATION
+from .commandline import command_line
 
 __all__ = ["CardInputs", "read_source_metadata", "render_card", "write_card"]
 
@@ -165,7 +166,7 @@ def _bench_section(inputs: CardInputs) -> str:
     if not markdown.is_file():
         return (
             "Not benchmarked in this build (`--bench skip`). Measure it on your own CPU with "
-            f"`ipex-embed bench {inputs.folder.name}`.\n"
+            f"`{command_line('bench', inputs.folder.name)}`.\n"
         )
     untrusted = _untrusted_speed(bench_dir)
     if untrusted:
@@ -173,7 +174,7 @@ def _bench_section(inputs: CardInputs) -> str:
             "The speed figures measured during the build are left out of this card, because "
             + "; ".join(untrusted) + ". Figures from such a run would not describe this model "
             f"fairly. Measure it on your own CPU, on a quiet machine, with "
-            f"`ipex-embed bench {inputs.folder.name}`.\n"
+            f"`{command_line('bench', inputs.folder.name)}`.\n"
         )
     prefix = bench_dir.relative_to(inputs.folder).as_posix()
     text = _local_paths_out(markdown.read_text().strip(), inputs.folder)
@@ -184,7 +185,7 @@ def _bench_section(inputs: CardInputs) -> str:
     intro = (
         "Measured by `ipex-embed bench` during the build, on the machine that built it (its CPU "
         "and load are listed below): speed depends on the CPU, so measure it on yours with "
-        f"`ipex-embed bench {inputs.folder.name}`."
+        f"`{command_line('bench', inputs.folder.name)}`."
     )
     return f"{intro}\n\n{text}\n"
 

@@ -495,8 +495,8 @@ def gate_failure(report: dict[str, Any]) -> str:
 
 def gate_error(report: ValidationReport) -> GateFailed:
     """The error that a failed `report` raises on the command line: what failed, and the fix."""
+    rebuild = command_line("quantize", options=[("--max-loss", float(report.max_loss))])
     return GateFailed(
         gate_failure(json.loads(report.to_json()))
-        + f" Rebuild with `ipex-embed quantize --max-loss {report.max_loss:g}` to keep the most "
-        "sensitive layers in higher precision."
+        + f" Rebuild with `{rebuild}` to keep the most sensitive layers in higher precision."
     )

@@ -158,9 +158,13 @@ def _prepare_folders(ctx: _Context, fp32_dir: Path | None, bf16_dir: Path | None
             why = ("quick mode builds no extra folders" if not ctx.plan.build_missing
                    else "the source model is not available")
             ctx.report.skipped_parts[f"ipex-embeddings {precision} (model level)"] = (
-                f"{why}; pass --{precision}-dir (make one with `ipex-embed quantize "
-                f"{ctx.config.source_model} --precision {precision} --output DIR`)"
+                f"{why}; pass --{precision}-dir (make one with `{_quantize_line(ctx, precision)}`)"
             )
+
+
+def _quantize_line(ctx: _Context, precision: str) -> str:
+    options = [("--precision", precision), ("--output", "DIR")]
+    return command_line("quantize", ctx.config.source_model, options=options)
 
 
 def _build_folder(ctx: _Context, precision: str) -> Path:
