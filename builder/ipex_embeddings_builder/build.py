@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from ipex_embeddings.pooling import POOLING_MODES
+
 from .demo import DEMO_MODEL
 from .fidelity import FIDELITY_VERSION
 from .publish import BUILD_STATE_NAME
@@ -98,6 +100,7 @@ class BuildOptions:
     calibration: Path | None = None
     samples: int = 300
     pooling: str | None = None
+    trust_remote_code: bool = False
     max_seq_length: int | None = None
     query_prompt: str | None = None
     document_prompt: str | None = None
@@ -129,6 +132,7 @@ class BuildOptions:
         for flag, value in flags:
             if value is not None:
                 parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        parts += ["--trust-remote-code"] if self.trust_remote_code else []
         return shlex.join(parts + ([] if self.tune else ["--no-tune"]))
 
     @property
@@ -285,6 +289,7 @@ class Build:
             options.model, revision=options.revision, pooling=options.pooling,
             max_seq_length=options.max_seq_length, query_prompt=options.query_prompt,
             document_prompt=options.document_prompt,
+            trust_remote_code=options.trust_remote_code,
         )
         self.calibration = load_calibration(options.calibration, options.samples)
         self.state = BuildState(self.output)
@@ -491,7 +496,9 @@ def run_build(options: BuildOptions) -> str | None:
               help="Calibration texts (JSONL or plain text), calibrated as documents; default: "
                    "SciFact documents, train queries and short texts.")
 @click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
-@click.option("--pooling", type=click.Choice(["cls", "mean"]), help="Override the pooling.")
+@click.option("--pooling", type=click.Choice(POOLING_MODES), help="Override the pooling.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the model's own modelling code (config.json auto_map); read it first.")
 @click.option("--max-seq-length", type=int, help="Override the model's max_seq_length.")
 @click.option("--query-prompt", help="Override the text put before queries.")
 @click.option("--document-prompt", help="Override the text put before documents.")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ipex_embeddings.pooling import POOLING_MODES
+
 from .calibration import load_calibration
 from .demo import DEMO_MODEL
 
@@ -80,9 +82,11 @@ def main() -> None:
 @click.option("--samples", default=300, show_default=True, help="Calibration texts to use.")
 @click.option(
     "--pooling",
-    type=click.Choice(["cls", "mean"]),
+    type=click.Choice(POOLING_MODES),
     help="Override (or supply, for models without sentence-transformers files) pooling.",
 )
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the model's own modelling code (config.json auto_map); read it first.")
 @click.option(
     "--precision", type=click.Choice(["int8", "bf16", "fp32"]), default="int8", show_default=True
 )
@@ -111,6 +115,7 @@ def quantize(
     revision: str | None,
     overwrite: bool,
     max_loss: float | None,
+    trust_remote_code: bool,
 ) -> None:
     """Export MODEL (a local folder or Hub id; default: the shipped all-MiniLM-L6-v2) to OpenVINO
     and quantize it with static int8 calibration into a model folder."""
@@ -125,6 +130,7 @@ def quantize(
         max_seq_length=max_seq_length,
         query_prompt=query_prompt,
         document_prompt=document_prompt,
+        trust_remote_code=trust_remote_code,
     )
     calib = load_calibration(calibration, samples)
     click.echo(
