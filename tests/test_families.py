@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import WORDS
 
 from ipex_embeddings import Encoder, ModelConfig
 from ipex_embeddings_builder.calibration import CalibrationSet
 from ipex_embeddings_builder.cli import main
 from ipex_embeddings_builder.quantize import QuantizeOptions, quantize_to_folder
 from ipex_embeddings_builder.source import SourceModelError, inspect_source
-
-from conftest import WORDS
 
 HIDDEN = 64
 MAX_SEQ_LENGTH = 40
@@ -51,7 +50,8 @@ def _st_files(folder: Path, pooling: dict, prompts: dict, **transformer: object)
     """The sentence-transformers files, as the Hub's models carry them."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"},
         {"idx": 2, "name": "2", "path": "2_Normalize",
          "type": "sentence_transformers.models.Normalize"},
     ]
@@ -98,7 +98,9 @@ def _trained_tokenizer(folder: Path, kind: str, tokenizer_class: str) -> int:
         tokenizer = Tokenizer(models.Unigram())
         tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
         tokenizer.decoder = decoders.Metaspace()
-        trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="<unk>")
+        trainer = trainers.UnigramTrainer(
+            vocab_size=400, special_tokens=specials, unk_token="<unk>"
+        )
     else:  # RoBERTa, ModernBERT, Qwen3: byte-level BPE
         specials = {
             "roberta": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
@@ -116,7 +118,8 @@ def _trained_tokenizer(folder: Path, kind: str, tokenizer_class: str) -> int:
     ids = {t: tokenizer.token_to_id(t) for t in specials}
     first, last, pad = {
         "unigram": ("<s>", "</s>", "<pad>"), "roberta": ("<s>", "</s>", "<pad>"),
-        "modernbert": ("[CLS]", "[SEP]", "[PAD]"), "qwen3": (None, "<|endoftext|>", "<|endoftext|>"),
+        "modernbert": ("[CLS]", "[SEP]", "[PAD]"),
+        "qwen3": (None, "<|endoftext|>", "<|endoftext|>"),
     }[kind]
     template = f"{first} $A {last}" if first else f"$A {last}"
     tokenizer.post_processor = processors.TemplateProcessing(
@@ -233,7 +236,8 @@ def _qwen3(folder: Path) -> tuple:
     vocab = _trained_tokenizer(folder, "qwen3", "Qwen2Tokenizer")
     return Qwen3Config(**_small(
         vocab_size=vocab, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
-        tie_word_embeddings=False, pad_token_id=0, eos_token_id=0,
+        tie_word_embeddings=False, eos_token_id=0,
+        pad_token_id=None,  # a zero (padding_idx) EOS embedding would make "" a zero vector
     )), "lasttoken", QWEN3
 
 
@@ -264,8 +268,13 @@ def reference(source: Path, kind: str, texts: list[str]) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(source), device="cpu")
-    encode = model.encode_query if kind == "query" else model.encode_document
-    return encode(texts, batch_size=8, convert_to_numpy=True)
+    if kind == "query":
+        return model.encode_query(texts, batch_size=8, convert_to_numpy=True)
+    # sentence-transformers 6.2 always has a "document" prompt ("" when the model saves none),
+    # so its encode_document ignores E5's "passage: "; ipex-embeddings uses it, as E5 asks.
+    saved = json.loads((source / "config_sentence_transformers.json").read_text())["prompts"]
+    name = next((k for k in ("document", "passage", "corpus") if k in saved), "document")
+    return model.encode(texts, prompt_name=name, batch_size=8, convert_to_numpy=True)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -303,3 +312,214 @@ def test_family_matches_sentence_transformers(family_dir, family: str) -> None:
             family, kind, [TEXTS[i] for i in np.argsort(found)[:3]], np.sort(found)[:3])
         alone = np.concatenate([encoder.encode([t], kind, normalize=False) for t in TEXTS[:20]])
         np.testing.assert_allclose(alone, ours[:20], atol=1e-5)
+
+
+def test_folder_tokenizer_gives_transformers_ids(family_dir) -> None:
+    """The folder's tokenizer.json (what the runtime reads) is the pipeline transformers builds."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    for family in ("xlm-roberta", "qwen3"):
+        source, folder = family_dir(family)
+        ours = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        theirs = AutoTokenizer.from_pretrained(source)
+        texts = [p + t for p in ("", *E5.values(), *QWEN3.values()) for t in TEXTS[:16]]
+        assert [e.ids for e in ours.encode_batch(texts)] == theirs(texts)["input_ids"], family
+
+
+def _edit_json(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def _copy_source(family_dir, family: str, to: Path) -> Path:
+    return Path(shutil.copytree(family_dir(family)[0], to))
+
+
+def test_include_prompt_false_pools_without_the_prompt(family_dir, tmp_path: Path) -> None:
+    source = _copy_source(family_dir, "xlm-roberta", tmp_path / "e5")
+    _edit_json(source / "1_Pooling" / "config.json", include_prompt=False)
+    folder = build(source, tmp_path / "fp32")
+    assert ModelConfig.load(folder).include_prompt is False
+    encoder = Encoder.load(folder, compile_cache=False)
+    for kind in ("query", "document"):
+        ours = encoder.encode(TEXTS, kind, batch_size=5, normalize=False)
+        found = cosines(ours, reference(source, kind, TEXTS))
+        print(f"include_prompt=false {kind}: mean {found.mean():.6f} min {found.min():.6f}")
+        assert found.min() >= 0.9999, np.sort(found)[:3]
+        alone = np.concatenate([encoder.encode([t], kind, normalize=False) for t in TEXTS[:10]])
+        np.testing.assert_allclose(alone, ours[:10], atol=1e-5)
+
+
+def test_do_lower_case_is_honoured(family_dir, tmp_path: Path) -> None:
+    source = _copy_source(family_dir, "roberta", tmp_path / "cased")  # a case-sensitive BPE
+    _edit_json(source / "sentence_bert_config.json", do_lower_case=True)
+    encoder = Encoder.load(build(source, tmp_path / "fp32"), compile_cache=False)
+    ours = encoder.encode(TEXTS, normalize=False)
+    assert cosines(ours, reference(source, "document", TEXTS)).min() >= 0.9999
+    np.testing.assert_allclose(*encoder.encode(["UPPER Case", "upper case"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"])
+def test_every_pooling_mode_matches_sentence_transformers(
+    family_dir, tmp_path: Path, mode: str
+) -> None:
+    source = _copy_source(family_dir, "bert", tmp_path / mode)
+    (source / "1_Pooling" / "config.json").write_text(
+        json.dumps({"embedding_dimension": HIDDEN, "pooling_mode": mode, "include_prompt": True})
+    )
+    _edit_json(source / "config_sentence_transformers.json", prompts=E5)
+    encoder = Encoder.load(build(source, tmp_path / "fp32"), compile_cache=False)
+    ours = encoder.encode(TEXTS, "query", normalize=False)
+    found = cosines(ours, reference(source, "query", TEXTS))
+    print(f"pooling {mode}: mean {found.mean():.6f} min {found.min():.6f}")
+    assert found.min() >= 0.9999
+
+
+def test_pooling_graph_and_numpy_match_sentence_transformers_module() -> None:
+    """All modes, with and without prompt exclusion, on random states (no model needed)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    import torch
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    from ipex_embeddings.encoder import openvino_core
+    from ipex_embeddings.pooling import POOLING_MODES, add_pooling, pool
+
+    states = ops.parameter([-1, -1, 8], ov.Type.f32, name="states")
+    mask_in = ops.parameter([-1, -1], ov.Type.i64, name="attention_mask")
+    for node, name in ((states, "states"), (mask_in, "attention_mask")):
+        node.output(0).get_tensor().set_names({name})
+    base = ov.Model([ops.result(ops.relu(states))], [states, mask_in])
+    hidden = np.random.default_rng(0).normal(size=(3, 12, 8)).astype(np.float32)
+    mask = np.array([[1] * 9 + [0] * 3, [1] * 12, [1] * 5 + [0] * 7])
+    for mode in POOLING_MODES:
+        for prompt_length in (0, 3):
+            features = {"token_embeddings": torch.relu(torch.tensor(hidden)),
+                        "attention_mask": torch.tensor(mask), "prompt_length": prompt_length}
+            expected = Pooling(8, pooling_mode=mode, include_prompt=not prompt_length)(
+                features)["sentence_embedding"].numpy()
+            model = add_pooling(base, mode, exclude_prompt=bool(prompt_length))
+            inputs = {"states": hidden, "attention_mask": mask}
+            if prompt_length:
+                inputs["prompt_length"] = np.array(prompt_length)
+            graph = openvino_core().compile_model(model, "CPU")(inputs)[0]
+            numpy = pool(np.maximum(hidden, 0), mask, mode, prompt_length)
+            np.testing.assert_allclose(graph, expected, atol=1e-5, err_msg=mode)
+            np.testing.assert_allclose(numpy, expected, atol=1e-5, err_msg=mode)
+
+
+def test_int8_builds_encode(family_dir, tmp_path: Path) -> None:
+    for family in ("xlm-roberta", "qwen3"):
+        folder = build(family_dir(family)[0], tmp_path / family, precision="int8")
+        vectors = Encoder.load(folder, compile_cache=False).encode(TEXTS, "query")
+        assert vectors.shape == (len(TEXTS), HIDDEN) and np.isfinite(vectors).all(), family
+
+
+def test_max_seq_length_read_where_sentence_transformers_reads_it(tmp_path: Path) -> None:
+    """sentence-transformers 6.2 re-saves all-MiniLM-L6-v2 with the length in
+    tokenizer_config.json (model_max_length), not in sentence_bert_config.json."""
+    from sentence_transformers import SentenceTransformer
+
+    from ipex_embeddings_builder.demo import demo_model_path
+
+    model = SentenceTransformer(str(demo_model_path()), device="cpu")
+    model.save(str(tmp_path / "resaved"))
+    assert "max_seq_length" not in json.loads(
+        (tmp_path / "resaved" / "sentence_bert_config.json").read_text())
+    source = inspect_source(str(tmp_path / "resaved"))
+    assert source.max_seq_length == model.max_seq_length == 256
+    assert (source.pooling, source.normalize) == ("mean", True)
+
+
+def quantize_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["quantize", *args])
+    return result.exit_code, result.output + (str(result.exception) if result.exception else "")
+
+
+def _refused(source: Path, match: str, **options: object) -> None:
+    with pytest.raises(SourceModelError, match=match):
+        inspect_source(str(source), **options)
+
+
+def test_custom_code_is_refused_without_trust_remote_code(tiny_bert, tmp_path: Path) -> None:
+    source = tiny_bert("jina", pooling="mean")
+    _edit_json(source / "config.json", auto_map={"AutoModel": "modeling_bert.JinaBertModel"})
+    code, output = quantize_cli(str(source), "--output", str(tmp_path / "out"))
+    assert code != 0 and "auto_map" in output and "--trust-remote-code" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_that_do_not_load_stop_the_build(tiny_bert, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    source = tiny_bert("renamed", pooling="mean")
+    weights = load_file(source / "model.safetensors")
+    save_file({f"jina.{k}": v for k, v in weights.items()}, source / "model.safetensors")
+    with pytest.raises(SourceModelError, match=r"missing \['embeddings.*--trust-remote-code"):
+        build(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("how", ["architectures", "cross-encoder folder"])
+def test_cross_encoders_are_refused(tiny_bert, tmp_path: Path, how: str) -> None:
+    source = tiny_bert("ce", pooling=None)
+    if how == "architectures":
+        _edit_json(source / "config.json", architectures=["BertForSequenceClassification"],
+                   id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
+    else:
+        _edit_json(source / "config_sentence_transformers.json", model_type="CrossEncoder")
+    for extra in ([], ["--pooling", "mean"]):  # the override does not turn it into a bi-encoder
+        code, output = quantize_cli(str(source), "--output", str(tmp_path / "out"), *extra)
+        assert code != 0 and "cross-encoder" in output and "builds bi-encoders" in output
+        assert "--pooling" not in output
+
+
+def test_pooling_override_works_as_the_message_says(tiny_bert) -> None:
+    source = tiny_bert("two", pooling="mean")
+    _edit_json(source / "1_Pooling" / "config.json", pooling_mode_max_tokens=True)
+    _refused(source, r"pooling \['max', 'mean'\].*Pass --pooling MODE")
+    assert inspect_source(str(source), pooling="mean").pooling == "mean"
+    _edit_json(source / "1_Pooling" / "config.json", pooling_mode_mean_tokens=False)
+    assert inspect_source(str(source)).pooling == "max"
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "match"),
+    [
+        ("config_sentence_transformers.json", {"truncate_dim": 16}, "truncate_dim=16.*Remove"),
+        ("config_sentence_transformers.json", {"similarity_fn_name": "euclidean"},
+         "similarity_fn_name='euclidean'"),
+        ("config_sentence_transformers.json", {"default_prompt_name": "nope"},
+         "default_prompt_name='nope'"),
+        ("config_sentence_transformers.json", {"new_key": 1}, r"\['new_key'\]"),
+        ("sentence_bert_config.json", {"strip_accents": True}, "'strip_accents'"),
+        ("sentence_bert_config.json", {"model_args": {"rope_theta": 2.0}}, "model_args="),
+        ("sentence_bert_config.json", {"max_seq_length": 100}, "exceeds the model's 64"),
+        ("1_Pooling/config.json", {"pooling_mode": "mean", "scale": 2}, r"\['scale'\]"),
+    ],
+)
+def test_unknown_or_unsupported_settings_are_refused(
+    tiny_bert, file: str, change: dict, match: str
+) -> None:
+    source = tiny_bert("settings", pooling="mean")
+    _edit_json(source / file, **change)
+    _refused(source, match)
+
+
+def test_modules_that_would_be_dropped_are_refused(tiny_bert) -> None:
+    source = tiny_bert("dense", pooling="mean")
+    modules = json.loads((source / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense",
+                       "type": "sentence_transformers.models.Dense"})
+    (source / "modules.json").write_text(json.dumps(modules))
+    _refused(source, "Dense module.*'2_Dense'.*cannot export")
+
+
+def test_default_prompt_name_is_used_as_sentence_transformers_does(tiny_bert) -> None:
+    source = tiny_bert("prompts", pooling="mean")
+    _edit_json(source / "config_sentence_transformers.json",
+               prompts={"retrieval": "Represent: "}, default_prompt_name="retrieval")
+    found = inspect_source(str(source))
+    assert (found.query_prompt, found.document_prompt) == ("Represent: ", "Represent: ")

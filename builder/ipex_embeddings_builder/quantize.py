@@ -56,9 +56,9 @@ def _check_loading(source: SourceModel, info: dict[str, Any]) -> None:
     """Stop when weights failed to load: transformers would leave those layers random."""
     # A checkpoint saved with a task head or without the unused pooler loads fine for us.
     harmless = ("pooler.", "cls.", "lm_head.", "generator_", "discriminator_predictions.")
-    missing = [k for k in info.get("missing_keys", []) if not k.startswith(harmless)]
-    unexpected = [k for k in info.get("unexpected_keys", []) if not k.startswith(harmless)]
-    mismatched = list(info.get("mismatched_keys", []))
+    missing = sorted(k for k in info.get("missing_keys", []) if not k.startswith(harmless))
+    unexpected = sorted(k for k in info.get("unexpected_keys", []) if not k.startswith(harmless))
+    mismatched = sorted(map(str, info.get("mismatched_keys", [])))
     if missing or unexpected or mismatched:
         raise SourceModelError(
             f"The weights in {source.path} do not fit transformers' {source.model_type!r} "

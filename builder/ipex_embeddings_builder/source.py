@@ -399,8 +399,32 @@ def source_tokenizer(source: SourceModel) -> Any:
             [Lowercase(), *([normalizer] if normalizer is not None else [])]
         )
     tokenizer.no_truncation()
+    tokenizer.no_padding()
+    _check_fidelity(source, hf, tokenizer)
+    tokenizer.no_truncation()  # transformers' call sets its own on the shared backend
     if hf.pad_token_id is not None:
         tokenizer.enable_padding(pad_id=hf.pad_token_id, pad_token=hf.pad_token)
     else:
         tokenizer.no_padding()
     return tokenizer
+
+
+FIDELITY_TEXTS = ["", " ", " a ", "  leading", "trailing  ", "\ttab\n", "Héllo wörld", "日本語",
+                  "emoji 🙂", "UPPER lower", "a-b_c.d", "don't"]
+"""Texts where tokenizer pipelines tend to differ (whitespace, the empty text, unicode)."""
+
+
+def _check_fidelity(source: SourceModel, hf: Any, tokenizer: Any) -> None:
+    """The saved tokenizer must give transformers' ids, prompts included, or the build stops."""
+    prompts = {"", source.query_prompt, source.document_prompt}
+    texts = [p + t for p in sorted(prompts) for t in FIDELITY_TEXTS]
+    expected = hf(texts, add_special_tokens=True)["input_ids"]
+    found = [e.ids for e in tokenizer.encode_batch(texts)]
+    for text, want, got in zip(texts, expected, found):
+        if list(want) != got:
+            raise SourceModelError(
+                f"The tokenizer of {source.path} gives {got} for {text!r} where transformers "
+                f"gives {list(want)}; the model would see other tokens than in "
+                "sentence-transformers. Re-save the tokenizer with transformers' "
+                "AutoTokenizer.from_pretrained(path).save_pretrained(path), then retry."
+            )
