@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ipex_embeddings import ModelConfig
 from ipex_embeddings.encoder import openvino_core
+from ipex_embeddings.pooling import pool
 
 from .calibration import CalibrationSet
 from .quantize import (
@@ -180,9 +181,7 @@ def _sentence_vectors(model: Any, inputs: list[dict[str, np.ndarray]], pooling: 
     request = openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     rows = []
     for item in inputs:
-        hidden = request(item)[0][0]
-        mask = item["attention_mask"][0].astype(np.float32)
-        vector = hidden[0] if pooling == "cls" else (hidden * mask[:, None]).sum(0) / mask.sum()
+        vector = pool(request(item)[0], item["attention_mask"], pooling)[0]  # every mode
         rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
     return np.asarray(rows)
 
