@@ -326,6 +326,10 @@ def test_folder_tokenizer_gives_transformers_ids(family_dir) -> None:
         theirs = AutoTokenizer.from_pretrained(source)
         texts = [p + t for p in ("", *E5.values(), *QWEN3.values()) for t in TEXTS[:16]]
         assert [e.ids for e in ours.encode_batch(texts)] == theirs(texts)["input_ids"], family
+    # The bug this guards: transformers 5 rebuilds XLM-R's pipeline, and the source's own
+    # tokenizer.json (the file that used to be copied) adds a "▁" around whitespace.
+    copied = Tokenizer.from_file(str(family_dir("xlm-roberta")[0] / "tokenizer.json"))
+    assert copied.encode(" a ").ids != theirs(" a ")["input_ids"]
 
 
 def _edit_json(path: Path, **changes: object) -> None:
@@ -463,10 +467,18 @@ def test_weights_that_do_not_load_stop_the_build(tiny_bert, tmp_path: Path) -> N
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("how", ["architectures", "cross-encoder folder"])
+@pytest.mark.parametrize("how", ["architectures", "cross-encoder folder", "saved CrossEncoder"])
 def test_cross_encoders_are_refused(tiny_bert, tmp_path: Path, how: str) -> None:
     source = tiny_bert("ce", pooling=None)
-    if how == "architectures":
+    if how == "saved CrossEncoder":  # as sentence-transformers 6.2 saves a 1-label reranker
+        from sentence_transformers import CrossEncoder
+        from transformers import AutoConfig, BertForSequenceClassification
+
+        config = AutoConfig.from_pretrained(source, num_labels=1)
+        BertForSequenceClassification(config).save_pretrained(source)
+        CrossEncoder(str(source), device="cpu").save(str(tmp_path / "saved"))
+        source = tmp_path / "saved"
+    elif how == "architectures":
         _edit_json(source / "config.json", architectures=["BertForSequenceClassification"],
                    id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
     else:
