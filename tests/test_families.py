@@ -521,13 +521,50 @@ def test_unknown_or_unsupported_settings_are_refused(
     _refused(source, match)
 
 
-def test_modules_that_would_be_dropped_are_refused(tiny_bert) -> None:
-    source = tiny_bert("dense", pooling="mean")
+def _add_dense(source: Path, activation: object, out_features: int = 32) -> None:
+    """A sentence-transformers Dense module after pooling, saved by sentence-transformers."""
+    import torch
+    from sentence_transformers.base.modules import Dense
+
+    torch.manual_seed(1)
+    (source / "2_Dense").mkdir()
+    Dense(HIDDEN, out_features, activation_function=activation).save(str(source / "2_Dense"))
     modules = json.loads((source / "modules.json").read_text())
     modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense",
                        "type": "sentence_transformers.models.Dense"})
+    modules[3].update(idx=3, name="3")
     (source / "modules.json").write_text(json.dumps(modules))
-    _refused(source, "Dense module.*'2_Dense'.*cannot export")
+
+
+@pytest.mark.parametrize(("pooling", "activation"), [("cls", "Tanh"), ("mean", "Identity")])
+def test_dense_is_folded_into_the_graph(
+    family_dir, tmp_path: Path, pooling: str, activation: str
+) -> None:
+    """LaBSE-style (cls, Dense tanh) and stella-style (mean, linear Dense) models."""
+    import torch
+
+    source = _copy_source(family_dir, "bert", tmp_path / "dense")
+    (source / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"embedding_dimension": HIDDEN, "pooling_mode": pooling, "include_prompt": True}))
+    _add_dense(source, getattr(torch.nn, activation)())
+    encoder = Encoder.load(build(source, tmp_path / "fp32"), compile_cache=False)
+    ours = encoder.encode(TEXTS, normalize=False)
+    assert ours.shape == (len(TEXTS), 32)
+    found = cosines(ours, reference(source, "document", TEXTS))
+    print(f"dense {pooling} {activation}: mean {found.mean():.6f} min {found.min():.6f}")
+    assert found.min() >= 0.9999
+
+
+def test_modules_that_cannot_be_exported_exactly_are_refused(tiny_bert) -> None:
+    import torch
+
+    source = tiny_bert("dense", pooling="mean")
+    _add_dense(source, torch.nn.Tanh(), out_features=16)
+    _refused(source, "Dense layer with activation tanh after mean pooling cannot be folded")
+    modules = json.loads((source / "modules.json").read_text())
+    modules[2]["type"] = "sentence_transformers.models.LayerNorm"
+    (source / "modules.json").write_text(json.dumps(modules))
+    _refused(source, "LayerNorm module.*'2_Dense'.*cannot export")
 
 
 def test_default_prompt_name_is_used_as_sentence_transformers_does(tiny_bert) -> None:

@@ -89,17 +89,38 @@ def _load_transformer(source: SourceModel) -> Any:
     return model.eval()
 
 
+def _dense_stack(source: SourceModel) -> Any:
+    """The source's Dense modules as one torch module applied to every token (or None)."""
+    import torch
+    from safetensors.torch import load_file
+
+    if not source.dense:
+        return None
+    activations = {"tanh": torch.nn.Tanh, "identity": torch.nn.Identity, "relu": torch.nn.ReLU,
+                   "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
+    layers = []
+    for dense in source.dense:
+        weights = load_file(dense.weights)
+        bias = "linear.bias" in weights
+        linear = torch.nn.Linear(dense.in_features, dense.out_features, bias=bias)
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in weights.items()})
+        layers += [linear, activations[dense.activation]()]
+    return torch.nn.Sequential(*layers).eval()
+
+
 def export_model(source: SourceModel) -> Any:
     """Trace the source's transformer into an fp32 `openvino.Model`, dynamic batch and length.
 
     token_type_ids is an input only where the model has several token types (BERT, not
-    XLM-R/ModernBERT); decoders run without their cache. The example batch holds a padded row,
-    so no "mask is all ones" shortcut is traced into the graph.
+    XLM-R/ModernBERT); decoders run without their cache. Dense modules run on every token,
+    before the runtime's pooling (exact for the poolings `source.inspect_source` lets through).
+    The example batch holds a padded row, so no "mask is all ones" shortcut is traced.
     """
     import openvino as ov
     import torch
 
     model = _load_transformer(source)
+    dense = _dense_stack(source)
     accepted = inspect.signature(model.forward).parameters
     types = int(getattr(model.config, "type_vocab_size", 0) or 0)
     names = [n for n in ("input_ids", "attention_mask") if n in accepted]
@@ -111,6 +132,7 @@ def export_model(source: SourceModel) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.model = model
+            self.dense = dense
 
         def forward(
             self,
@@ -119,9 +141,10 @@ def export_model(source: SourceModel) -> Any:
             token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
             types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            return self.model(
+            states = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, **types, **extra
             ).last_hidden_state
+            return states if self.dense is None else self.dense(states)
 
     vocab = int(model.config.vocab_size)
     mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])

@@ -19,7 +19,7 @@ from ipex_embeddings.pooling import POOLING_MODES
 from .demo import DEMO_MODEL, DEMO_MODEL_ID, DEMO_REVISION, demo_model_path
 
 __all__ = [
-    "DECODER_MODEL_TYPES", "SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError",
+    "DECODER_MODEL_TYPES", "DenseLayer", "SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError",
     "inspect_source",
 ]
 
@@ -31,7 +31,9 @@ DECODER_MODEL_TYPES = frozenset({"qwen3"})
 SUPPORTED_MODEL_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "camembert", "modernbert"}
 ) | DECODER_MODEL_TYPES
-SOURCE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "README.md"]
+SOURCE_PATTERNS = [
+    "*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "*Dense*/*", "README.md"
+]
 LEGACY_POOLING_KEYS = {
     "pooling_mode_cls_token": "cls",
     "pooling_mode_max_tokens": "max",
@@ -70,6 +72,8 @@ class SourceModel:
     """Lowercase texts before tokenizing (`sentence_bert_config.json`); put into tokenizer.json."""
     trust_remote_code: bool = False
     """The source's own modelling code (config.json `auto_map`) may run, as the user allowed."""
+    dense: tuple[DenseLayer, ...] = ()
+    """Dense modules after pooling, exported token by token before it (see `_dense_layer`)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -116,23 +120,32 @@ def _check_modules(path: Path, modules: list[dict]) -> tuple[str | None, bool]:
     where = path / "modules.json"
     if not kinds:
         return None, True
+    names = [str(m.get("name", m.get("idx"))) for m in modules]
+    if len(set(names)) != len(names):
+        raise SourceModelError(
+            f"{where} names two modules alike ({names}); sentence-transformers then keeps only "
+            "the last of them. Give each module its own name, as it saves them."
+        )
     for module, kind in zip(modules, kinds):
-        if kind not in ("Transformer", "Pooling", "Normalize"):
+        if kind not in ("Transformer", "Pooling", "Dense", "Normalize"):
             raise SourceModelError(
                 f"{where} has a {module.get('type')} module ({module.get('path')!r}), which "
-                "ipex-embed quantize cannot export: only Transformer -> Pooling -> Normalize "
-                "models are built, since dropping a module would change every vector. Use the "
-                "model in sentence-transformers, or pick a model without it."
+                "ipex-embed quantize cannot export: only Transformer -> Pooling [-> Dense] "
+                "[-> Normalize] models are built, since dropping a module would change every "
+                "vector. Use the model in sentence-transformers, or pick a model without it."
             )
     if kinds[0] != "Transformer" or modules[0].get("path", "") != "":
         raise SourceModelError(
             f"{where} must start with a Transformer module stored at the folder's root; it has "
             f"{kinds[0]} at {modules[0].get('path')!r}. Re-save it with sentence-transformers."
         )
-    if kinds[1:] not in (["Pooling"], ["Pooling", "Normalize"], ["Normalize"], []):
+    middle = [k for k in kinds[1:] if k != "Normalize"]
+    if kinds.count("Normalize") > 1 or "Normalize" in kinds[:-1] or (
+        middle and (middle[0] != "Pooling" or "Pooling" in middle[1:])
+    ):
         raise SourceModelError(
             f"{where} has the modules {kinds}; ipex-embed quantize builds Transformer -> Pooling "
-            "[-> Normalize] only, in that order."
+            "[-> Dense ...] [-> Normalize] only, in that order."
         )
     pooling_dir = next((m.get("path") for m, k in zip(modules, kinds) if k == "Pooling"), None)
     return pooling_dir, kinds[-1] == "Normalize"
@@ -171,6 +184,82 @@ def _read_pooling(path: Path, pooling_dir: str, override: str | None) -> tuple[s
             "Pass --pooling MODE to pool differently (the vectors will differ from the source's)."
         )
     return override or modes[0], bool(config.get("include_prompt", True))
+
+
+DENSE_ACTIVATIONS = {
+    "torch.nn.modules.activation.Tanh": "tanh",
+    "torch.nn.modules.linear.Identity": "identity",
+    "torch.nn.modules.activation.ReLU": "relu",
+    "torch.nn.modules.activation.GELU": "gelu",
+    "torch.nn.modules.activation.Sigmoid": "sigmoid",
+}
+"""Dense activations exported (sentence-transformers names them by class; Tanh is its default)."""
+
+
+@dataclass
+class DenseLayer:
+    """A sentence-transformers Dense module: `activation(linear(x))`, weights in safetensors."""
+
+    weights: Path
+    in_features: int
+    out_features: int
+    activation: str
+
+
+def _dense_layer(path: Path, module_dir: str, pooling: str) -> DenseLayer:
+    """One Dense module, checked to be exact when applied to every token before pooling.
+
+    Applied token by token, a Dense layer equals sentence-transformers' Dense after pooling
+    when the pooling selects one token (cls, lasttoken), or when it averages (mean,
+    weightedmean) and the layer is linear (Identity activation).
+    """
+    where = path / module_dir / "config.json"
+    config = _read_json(where) or {}
+    activation = config.get("activation_function", "torch.nn.modules.activation.Tanh")
+    unknown = sorted(set(config) - {"in_features", "out_features", "bias", "activation_function",
+                                    "module_input_name", "module_output_name", "use_residual"})
+    if unknown or config.get("use_residual") or activation not in DENSE_ACTIVATIONS or any(
+        config.get(k, "sentence_embedding") != "sentence_embedding"
+        for k in ("module_input_name", "module_output_name")
+    ):
+        raise SourceModelError(
+            f"{where} asks for a Dense layer ipex-embed quantize cannot export (settings "
+            f"{unknown or 'use_residual/module names'}, activation {activation!r}); the "
+            f"activations it exports are {', '.join(DENSE_ACTIVATIONS)}, without a residual."
+        )
+    name = DENSE_ACTIVATIONS[activation]
+    if pooling not in ("cls", "lasttoken") and not (
+        pooling in ("mean", "weightedmean") and name == "identity"
+    ):
+        raise SourceModelError(
+            f"{where}: a Dense layer with activation {name} after {pooling} pooling cannot be "
+            "folded into the exported graph exactly (it is, after cls or lasttoken pooling, or "
+            "when linear after mean pooling). Use the model in sentence-transformers."
+        )
+    weights = path / module_dir / "model.safetensors"
+    if not weights.is_file():
+        raise SourceModelError(
+            f"{path / module_dir} has no model.safetensors; ipex-embeddings never unpickles "
+            "pytorch_model.bin. Re-save the model with sentence-transformers 3 or later."
+        )
+    return DenseLayer(weights, int(config["in_features"]), int(config["out_features"]), name)
+
+
+def _dense_layers(path: Path, pooling: str, hidden: int) -> tuple[DenseLayer, ...]:
+    """The Dense modules after pooling, in order, each fitting the width before it."""
+    modules = _read_json(path / "modules.json") or []
+    layers = []
+    for module in modules:
+        if _module_kind(module) == "Dense":
+            layer = _dense_layer(path, str(module.get("path")), pooling)
+            if layer.in_features != hidden:
+                raise SourceModelError(
+                    f"{path / str(module.get('path'))} takes {layer.in_features} features but "
+                    f"gets {hidden}; the model's files disagree. Re-save it."
+                )
+            layers.append(layer)
+            hidden = layer.out_features
+    return tuple(layers)
 
 
 def _check_transformer_config(path: Path) -> dict:
@@ -365,6 +454,8 @@ def inspect_source(
     mode, include_prompt, normalize = _pooling(path, pooling)
     st_config = _check_transformer_config(path)
     found_query, found_document = _prompts(path)
+    hidden = int(config.get("hidden_size") or config.get("dim") or 0)
+    dense = _dense_layers(path, mode, hidden)
     return SourceModel(
         path=path,
         model_id=_recorded_id(model),
@@ -375,10 +466,11 @@ def inspect_source(
         max_seq_length=_max_seq_length(path, config, st_config, max_seq_length),
         query_prompt=found_query if query_prompt is None else query_prompt,
         document_prompt=found_document if document_prompt is None else document_prompt,
-        dimension=int(config.get("hidden_size") or config.get("dim") or 0),
+        dimension=dense[-1].out_features if dense else hidden,
         include_prompt=include_prompt,
         do_lower_case=bool(st_config.get("do_lower_case", False)),
         trust_remote_code=trust_remote_code,
+        dense=dense,
     )
 
 
