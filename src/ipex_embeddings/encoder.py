@@ -178,7 +178,9 @@ class Encoder:
 
         For benchmarks and advanced use: token ids in (`input_ids`, `attention_mask`, and
         `token_type_ids` where the model has it; int64 [rows, width], both free), pooled float32
-        [rows, dimension] vectors out, not normalised (pooling runs inside the graph).
+        [rows, dimension] vectors out, not normalised (pooling runs inside the graph). A model
+        with `include_prompt=False` also takes `prompt_length` (int64 scalar: leading tokens
+        left out of the pooling).
         """
         return self._compile(streams)
 
