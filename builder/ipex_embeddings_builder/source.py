@@ -114,7 +114,8 @@ def _module_kind(module: dict) -> str:
 def _check_modules(path: Path, modules: list[dict]) -> tuple[str | None, bool]:
     """(the Pooling module's folder or None, whether a Normalize module ends the pipeline).
 
-    Only Transformer -> Pooling -> Normalize is exported; any other module is refused by name.
+    Only Transformer -> Pooling [-> Dense ...] [-> Normalize] is exported; any other module or
+    order is refused by name.
     """
     kinds = [_module_kind(m) for m in modules]
     where = path / "modules.json"
