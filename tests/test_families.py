@@ -573,3 +573,24 @@ def test_default_prompt_name_is_used_as_sentence_transformers_does(tiny_bert) ->
                prompts={"retrieval": "Represent: "}, default_prompt_name="retrieval")
     found = inspect_source(str(source))
     assert (found.query_prompt, found.document_prompt) == ("Represent: ", "Represent: ")
+
+
+def test_a_tokenizer_that_differs_from_transformers_stops_the_build(family_dir) -> None:
+    """The check `source_tokenizer` runs, given the XLM-R file that used to be copied."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    from ipex_embeddings_builder.source import _check_fidelity
+
+    source = inspect_source(str(family_dir("xlm-roberta")[0]))
+    copied = Tokenizer.from_file(str(source.path / "tokenizer.json"))
+    with pytest.raises(SourceModelError, match=r"for ' '.*Re-save the tokenizer"):
+        _check_fidelity(source, AutoTokenizer.from_pretrained(source.path), copied)
+
+
+def test_cli_builds_a_decoder_it_used_to_refuse(family_dir, tmp_path: Path) -> None:
+    code, output = quantize_cli(str(family_dir("qwen3")[0]), "--output", str(tmp_path / "out"),
+                                "--precision", "fp32")
+    assert code == 0, output
+    assert "qwen3, lasttoken pooling" in output
+    assert ModelConfig.load(tmp_path / "out").pooling == "lasttoken"
