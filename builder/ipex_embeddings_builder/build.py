@@ -80,6 +80,7 @@ class BuildOptions:
     calibration: Path | None = None
     samples: int = 300
     pooling: str | None = None
+    trust_remote_code: bool = False
     max_seq_length: int | None = None
     query_prompt: str | None = None
     document_prompt: str | None = None
@@ -107,7 +108,8 @@ class BuildOptions:
             ("--revision", self.revision), ("--validation-subset", self.validation_subset),
             ("--bench", None if self.bench == "quick" else self.bench),
         ]
-        flags = [] if self.tune else ["--no-tune"]
+        flags = ["--trust-remote-code"] if self.trust_remote_code else []
+        flags += [] if self.tune else ["--no-tune"]
         return command_line("build", self.model, options=options, flags=flags)
 
     @property
@@ -258,6 +260,7 @@ class Build:
             options.model, revision=options.revision, pooling=options.pooling,
             max_seq_length=options.max_seq_length, query_prompt=options.query_prompt,
             document_prompt=options.document_prompt,
+            trust_remote_code=options.trust_remote_code,
         )
         self.calibration = load_calibration(options.calibration, options.samples)
         self.state = BuildState(self.output)

@@ -153,7 +153,8 @@ class TorchReferenceModel(_TextModel):
                 max_seq_length=config.max_seq_length,
                 model_kwargs={"use_safetensors": True, "dtype": torch.float32},
             ),
-            Pooling(config.dimension, pooling_mode=config.pooling),
+            Pooling(config.dimension, pooling_mode=config.pooling,
+                    include_prompt=config.include_prompt),
         ]
         if config.normalize:
             modules.append(Normalize())

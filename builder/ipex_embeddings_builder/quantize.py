@@ -17,8 +17,8 @@ import numpy as np
 from ipex_embeddings import ModelConfig
 
 from .calibration import CalibrationSet
-from .errors import OutputExistsError
-from .source import SourceModel
+from .errors import OutputExistsError, SourceModelError
+from .source import DECODER_MODEL_TYPES, SourceModel, source_tokenizer
 
 __all__ = [
     "calibration_inputs",
@@ -51,20 +51,87 @@ class QuantizeOptions:
     keep_higher_precision: Sequence[str] = field(default_factory=list)
 
 
+def _check_loading(source: SourceModel, info: dict[str, Any]) -> None:
+    """Stop when weights failed to load: transformers would leave those layers random."""
+    # A checkpoint saved with a task head or without the unused pooler loads fine for us.
+    harmless = ("pooler.", "cls.", "lm_head.", "generator_", "discriminator_predictions.")
+    missing = sorted(k for k in info.get("missing_keys", []) if not k.startswith(harmless))
+    unexpected = sorted(k for k in info.get("unexpected_keys", []) if not k.startswith(harmless))
+    mismatched = sorted(map(str, info.get("mismatched_keys", [])))
+    if missing or unexpected or mismatched:
+        raise SourceModelError(
+            f"The weights in {source.path} do not fit transformers' {source.model_type!r} "
+            f"model: missing {missing[:5]}, unexpected {unexpected[:5]}, mismatched "
+            f"{mismatched[:5]} ({len(missing)}, {len(unexpected)}, {len(mismatched)} in all); the "
+            "export would use random weights there. If the model ships its own code (auto_map), "
+            "pass --trust-remote-code; otherwise re-save it with transformers."
+        )
+
+
+def _load_transformer(source: SourceModel) -> Any:
+    """The source's transformer, every weight loaded, in eval mode."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(source.path, trust_remote_code=source.trust_remote_code)
+    kwargs: dict[str, Any] = {}
+    if source.model_type == "modernbert":
+        # Its sliding-window layers leave padded rows with nothing to attend to; sdpa then gives
+        # NaN under OpenVINO, the eager softmax does not.
+        kwargs["attn_implementation"] = "eager"
+    if source.model_type in DECODER_MODEL_TYPES:
+        config.use_cache = False
+    model, info = AutoModel.from_pretrained(
+        source.path, config=config, use_safetensors=True, output_loading_info=True,
+        trust_remote_code=source.trust_remote_code, **kwargs,
+    )
+    _check_loading(source, info)
+    return model.eval()
+
+
+def _dense_stack(source: SourceModel) -> Any:
+    """The source's Dense modules as one torch module applied to every token (or None)."""
+    import torch
+    from safetensors.torch import load_file
+
+    if not source.dense:
+        return None
+    activations = {"tanh": torch.nn.Tanh, "identity": torch.nn.Identity, "relu": torch.nn.ReLU,
+                   "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
+    layers = []
+    for dense in source.dense:
+        weights = load_file(dense.weights)
+        bias = "linear.bias" in weights
+        linear = torch.nn.Linear(dense.in_features, dense.out_features, bias=bias)
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in weights.items()})
+        layers += [linear, activations[dense.activation]()]
+    return torch.nn.Sequential(*layers).eval()
+
+
 def export_model(source: SourceModel) -> Any:
-    """Trace the source's transformer into an fp32 `openvino.Model`, dynamic batch and length."""
+    """Trace the source's transformer into an fp32 `openvino.Model`, dynamic batch and length.
+
+    token_type_ids is an input only where the model has several token types (BERT, not
+    XLM-R/ModernBERT); decoders run without their cache. Dense modules run on every token,
+    before the runtime's pooling (exact for the poolings `source.inspect_source` lets through).
+    The example batch holds a padded row, so no "mask is all ones" shortcut is traced.
+    """
     import openvino as ov
     import torch
-    from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(source.path, use_safetensors=True).eval()
+    model = _load_transformer(source)
+    dense = _dense_stack(source)
     accepted = inspect.signature(model.forward).parameters
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+    types = int(getattr(model.config, "type_vocab_size", 0) or 0)
+    names = [n for n in ("input_ids", "attention_mask") if n in accepted]
+    if "token_type_ids" in accepted and types > 1:
+        names.append("token_type_ids")
+    extra = {"use_cache": False} if "use_cache" in accepted else {}
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
+            self.dense = dense
 
         def forward(
             self,
@@ -72,16 +139,23 @@ def export_model(source: SourceModel) -> Any:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            return self.model(
-                input_ids=input_ids, attention_mask=attention_mask, **extra
+            types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            states = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, **types, **extra
             ).last_hidden_state
+            return states if self.dense is None else self.dense(states)
 
-    example = {n: torch.ones((2, 8), dtype=torch.long) for n in names}
+    vocab = int(model.config.vocab_size)
+    mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
+    example = {
+        "input_ids": (torch.arange(16).reshape(2, 8) % (vocab - 3)) + 3,
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros((2, 8), dtype=torch.long),
+    }
     with torch.no_grad():
         ov_model = ov.convert_model(
             LastHiddenState(),
-            example_input=example,
+            example_input={n: example[n] for n in names},
             input=[(n, [-1, -1], ov.Type.i64) for n in names],
         )
     ov_model.outputs[0].get_tensor().set_names({"last_hidden_state"})
@@ -96,9 +170,7 @@ def calibration_inputs(
 ) -> list[dict[str, np.ndarray]]:
     """One model input per text, for NNCF: the query or document prompt as `kinds` says (all
     documents when empty), truncated to max_seq_length as the runtime truncates."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
+    tokenizer = source_tokenizer(source)
     tokenizer.no_padding()
     tokenizer.enable_truncation(source.max_seq_length)
     prompts = {"query": source.query_prompt, "document": source.document_prompt}
@@ -222,6 +294,7 @@ def save_model_folder(
         if (source.path / name).is_file():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source.path / name, folder / name)
+    source_tokenizer(source).save(str(folder / "tokenizer.json"))  # the one ST runs, see there
     config = ModelConfig(
         pooling=source.pooling,
         dimension=source.dimension,
@@ -229,6 +302,7 @@ def save_model_folder(
         precision=options.precision,
         inference_precision="bf16" if options.precision == "bf16" else "f32",
         normalize=source.normalize,
+        include_prompt=source.include_prompt,
         query_prompt=source.query_prompt,
         document_prompt=source.document_prompt,
         model_file=MODEL_FILE,

@@ -181,7 +181,7 @@ def _sentence_vectors(model: Any, inputs: list[dict[str, np.ndarray]], pooling: 
     request = openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     rows = []
     for item in inputs:
-        vector = pool(request(item)[0], item["attention_mask"], pooling)[0]
+        vector = pool(request(item)[0], item["attention_mask"], pooling)[0]  # every mode
         rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
     return np.asarray(rows)
 

@@ -107,13 +107,20 @@ class TextTokenizer:
 
     def __init__(self, path: Path, max_seq_length: int, input_names: Sequence[str]) -> None:
         self._tokenizer = Tokenizer.from_file(str(path))
+        padding = self._tokenizer.padding  # read before no_padding() clears it
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_seq_length)
         self.max_seq_length = max_seq_length
         self.input_names = tuple(input_names)
         self.widths = bucket_widths(max_seq_length)
-        padding = self._tokenizer.padding
         self.pad_id = padding["pad_id"] if padding else (self._tokenizer.token_to_id("[PAD]") or 0)
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens of `prompt` alone, less a trailing special token (0 for no prompt)."""
+        if not prompt:
+            return 0
+        encoding = self._tokenizer.encode(prompt)
+        return len(encoding.ids) - (1 if encoding.special_tokens_mask[-1:] == [1] else 0)
 
     def tokenize(
         self, texts: list[str], offset: int = 0

@@ -39,6 +39,8 @@ class ModelConfig:
     """OpenVINO's INFERENCE_PRECISION_HINT for the layers not in int8: f32 or bf16."""
     normalize: bool = True
     """L2-normalise the pooled vectors (so a dot product is the cosine)."""
+    include_prompt: bool = True
+    """Pool the prompt's tokens too; False leaves them out (sentence-transformers' setting)."""
     query_prompt: str = ""
     """Text put before every query (e.g. "query: " for E5)."""
     document_prompt: str = ""

@@ -19,7 +19,7 @@ from .batching import Batch, TextTokenizer, check_text, check_texts
 from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
-from .pooling import add_pooling
+from .pooling import PROMPT_LENGTH_INPUT, add_pooling
 
 __all__ = [
     "Encoder", "TruncationWarning", "available_cores", "default_compile_cache", "openvino_core",
@@ -106,9 +106,13 @@ class Encoder:
         )
         # Pooling runs inside the graph: the compiled models return [rows, dimension] vectors.
         self._model = add_pooling(
-            openvino_core().read_model(folder / config.model_file), config.pooling
+            openvino_core().read_model(folder / config.model_file), config.pooling,
+            exclude_prompt=not config.include_prompt,
         )
-        input_names = [port.get_any_name() for port in self._model.inputs]
+        input_names = [
+            port.get_any_name() for port in self._model.inputs
+            if port.get_any_name() != PROMPT_LENGTH_INPUT  # set per call, see _pooling_inputs
+        ]
         self._tokenizer = TextTokenizer(
             folder / "tokenizer.json", config.max_seq_length, input_names
         )
@@ -174,7 +178,9 @@ class Encoder:
 
         For benchmarks and advanced use: token ids in (`input_ids`, `attention_mask`, and
         `token_type_ids` where the model has it; int64 [rows, width], both free), pooled float32
-        [rows, dimension] vectors out, not normalised (pooling runs inside the graph).
+        [rows, dimension] vectors out, not normalised (pooling runs inside the graph). A model
+        with `include_prompt=False` also takes `prompt_length` (int64 scalar: leading tokens
+        left out of the pooling).
         """
         return self._compile(streams)
 
@@ -275,10 +281,11 @@ class Encoder:
         out = np.empty((len(items), self.dimension), dtype=np.float32)
         plan = self._tokenizer.plan(encodings, batch_size)
         progress = _progress_bar(len(plan)) if show_progress else None
+        extra = self._pooling_inputs(prompt)
         if len(plan) == 1:
-            self._run_one(self._tokenizer.pad(encodings, *plan[0]), out)
+            self._run_one(self._pad(encodings, *plan[0], extra), out)
         elif plan:
-            batches = (self._tokenizer.pad(encodings, *step) for step in plan)
+            batches = (self._pad(encodings, *step, extra) for step in plan)
             self._run_many(batches, out, progress)
         if progress is not None:
             progress.update(len(plan) - progress.n)  # type: ignore[attr-defined]
@@ -286,6 +293,20 @@ class Encoder:
         if self.config.normalize if normalize is None else normalize:
             out = _normalize(out)
         return out
+
+    def _pooling_inputs(self, prompt: str) -> dict[str, np.ndarray]:
+        """The `prompt_length` input of a model that pools without its prompt: the prompt's
+        tokens less a trailing special one, as sentence-transformers counts them."""
+        if self.config.include_prompt:
+            return {}
+        return {PROMPT_LENGTH_INPUT: np.array(self._tokenizer.prompt_length(prompt), np.int64)}
+
+    def _pad(
+        self, encodings: list, positions: np.ndarray, width: int, extra: dict[str, np.ndarray]
+    ) -> Batch:
+        batch = self._tokenizer.pad(encodings, positions, width)
+        batch.inputs.update(extra)
+        return batch
 
     def _truncated(self, indices: list[int], count: int, truncation: Truncation) -> None:
         if truncation == "error":

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ipex_embeddings.pooling import POOLING_MODES
+
 from ..demo import DEMO_MODEL
 from ..errors import BuilderError, OptionError
 
@@ -81,8 +83,13 @@ calibration_options = _apply([
 source_options = _apply([
     click.option(
         "--pooling",
-        type=click.Choice(["cls", "mean"]),
+        type=click.Choice(POOLING_MODES),
         help="Override (or supply, for models without sentence-transformers files) pooling.",
+    ),
+    click.option(
+        "--trust-remote-code",
+        is_flag=True,
+        help="Run the model's own modelling code (config.json auto_map); read it first.",
     ),
     click.option("--max-seq-length", type=int, help="Override the model's max_seq_length."),
     click.option("--query-prompt", help="Override the text put before queries."),
