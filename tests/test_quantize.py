@@ -28,9 +28,9 @@ def test_demo_folder_format(demo_int8_dir: Path) -> None:
     assert (config.pooling, config.dimension, config.max_seq_length) == ("mean", 384, 256)
     assert (config.precision, config.normalize) == ("int8", True)
     assert config.source_model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert config.quantization["samples"] == 300 and len(config.calibration_digest) == 64
+    assert config.quantization["samples"] == 360 and len(config.calibration_digest) == 64
     assert config.quantization["calibration_source"] == DEFAULT_CALIBRATION_NAME
-    assert config.quantization["calibration_mix"] == {"documents": 150, "queries": 90, "short": 60}
+    assert config.quantization["calibration_mix"] == {"documents": 300, "queries": 30, "short": 30}
     for name in (
         "openvino/openvino_model.xml",
         "openvino/openvino_model.bin",
@@ -120,19 +120,19 @@ def test_default_calibration_covers_documents_queries_and_short_text() -> None:
     from ipex_embeddings_builder.data import SCIFACT_DIR, document_text, load_beir
 
     calibration = load_calibration()
-    assert len(calibration.texts) == len(calibration.kinds) == 300
-    assert calibration.mix == {"documents": 150, "queries": 90, "short": 60}
+    assert len(calibration.texts) == len(calibration.kinds) == 360
+    assert calibration.mix == {"documents": 300, "queries": 30, "short": 30}
     assert load_calibration().digest == calibration.digest  # reproducible
     train = load_beir(SCIFACT_DIR, "train")
     test_queries = set(load_beir(SCIFACT_DIR, "test").queries.values())
     queries = [t for t, k in zip(calibration.texts, calibration.kinds) if k == "query"]
     assert not test_queries & set(calibration.texts), "test queries are never calibrated on"
-    assert sum(q in set(train.queries.values()) for q in queries) == 90
+    assert sum(q in set(train.queries.values()) for q in queries) == 30
     documents = {document_text(doc) for doc in train.corpus.values()}
     lengths = sorted(len(t.split()) for t in calibration.texts if t not in documents)
     assert "" in calibration.texts and lengths[0] == 0 and lengths[-1] > 8
     short = [t for t in calibration.texts if len(t.split()) <= 3]
-    assert len(short) >= 30 and {"query", "document"} <= {
+    assert len(short) >= 15 and {"query", "document"} <= {
         calibration.kind_of(calibration.texts.index(t)) for t in short
     }
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .calibration import DEFAULT_SAMPLES
 from .commandline import command_line
 from .demo import DEMO_MODEL
 from .digest import file_digest, value_digest
@@ -78,7 +79,7 @@ class BuildOptions:
     max_loss: float | None = None
     min_cosine: float | None = None
     calibration: Path | None = None
-    samples: int = 300
+    samples: int = DEFAULT_SAMPLES
     pooling: str | None = None
     trust_remote_code: bool = False
     max_seq_length: int | None = None
@@ -102,7 +103,7 @@ class BuildOptions:
             ("--max-loss", self.max_loss), ("--min-cosine", self.min_cosine),
             # The file by name: the command is published, the builder's folders are not.
             ("--calibration", self.calibration and Path(self.calibration).name),
-            ("--samples", None if self.samples == 300 else self.samples),
+            ("--samples", None if self.samples == DEFAULT_SAMPLES else self.samples),
             ("--pooling", self.pooling), ("--max-seq-length", self.max_seq_length),
             ("--query-prompt", self.query_prompt), ("--document-prompt", self.document_prompt),
             ("--revision", self.revision), ("--validation-subset", self.validation_subset),

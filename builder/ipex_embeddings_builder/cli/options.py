@@ -11,6 +11,7 @@ import click
 
 from ipex_embeddings.pooling import POOLING_MODES
 
+from ..calibration import DEFAULT_SAMPLES
 from ..demo import DEMO_MODEL
 from ..errors import BuilderError, OptionError
 
@@ -76,7 +77,9 @@ calibration_options = _apply([
         "default: SciFact documents (document prompt), train queries (query prompt) and short "
         "texts.",
     ),
-    click.option("--samples", default=300, show_default=True, help="Calibration texts to use."),
+    click.option(
+        "--samples", default=DEFAULT_SAMPLES, show_default=True, help="Calibration texts to use."
+    ),
 ])
 """--calibration and --samples (see `calibration.load_calibration`)."""
 
