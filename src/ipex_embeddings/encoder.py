@@ -147,7 +147,7 @@ class Encoder:
         folder = resolve_model_folder(
             path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
         )
-        config = check_model_folder(folder)
+        config = check_model_folder(folder, "bi-encoder")
         prompts = {"query_prompt": query_prompt, "document_prompt": document_prompt}
         overrides = {key: value for key, value in prompts.items() if value is not None}
         if overrides:
