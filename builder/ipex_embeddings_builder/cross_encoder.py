@@ -279,6 +279,8 @@ def quantize_cross_encoder(
         ValueError: an unknown precision, empty calibration pairs, or a source that is not a
             supported cross-encoder (see `inspect_cross_encoder`).
         FileNotFoundError: the source lacks config.json, tokenizer.json or safetensors.
+        click.ClickException: `output` is not empty and `overwrite` is False (raised by
+            `quantize.write_atomically`, shared with the bi-encoder export).
     """
     if precision not in ("int8", "fp32"):
         raise ValueError(f'precision={precision!r} is not supported; use "int8" or "fp32".')
@@ -296,19 +298,25 @@ def quantize_cross_encoder(
         ov_model = export_cross_encoder(found)
         if pairs is not None:
             ov_model = _quantize(ov_model, found, pairs, preset)
-        record = {
-            "method": "nncf.quantize" if pairs else "none",
-            "preset": preset if pairs else None,
-            "model_type": "transformer",
-            "samples": len(pairs or []),
-            "calibration_source": (
-                DEFAULT_PAIRS_NAME if pairs and calibration_pairs is None
-                else "given pairs" if pairs else None
-            ),
-            "seconds": round(time.perf_counter() - started, 1),
-        }
+        record = _record(pairs, calibration_pairs is None, preset, time.perf_counter() - started)
         config = _save_folder(ov_model, staging, found, precision, record, pairs, source_model)
     return config
+
+
+def _record(
+    pairs: Sequence[tuple[str, str]] | None, default: bool, preset: str, seconds: float
+) -> dict[str, Any]:
+    """The model JSON's quantization record: names and counts, never a path."""
+    return {
+        "method": "nncf.quantize" if pairs else "none",
+        "preset": preset if pairs else None,
+        "model_type": "transformer",
+        "samples": len(pairs or []),
+        "calibration_source": (
+            (DEFAULT_PAIRS_NAME if default else "given pairs") if pairs else None
+        ),
+        "seconds": round(seconds, 1),
+    }
 
 
 def _save_folder(
