@@ -492,10 +492,15 @@ def test_langchain_contextual_compression_with_the_cross_encoder(
 
 
 def test_langchain_compressor_takes_one_model(fp32_dirs: dict[str, Path]) -> None:
-    from ipex_embeddings.langchain import IPEXRerankCompressor
+    from ipex_embeddings.langchain import IPEXEmbeddings, IPEXRerankCompressor
 
     with pytest.raises(ValueError, match="not neither"):
         IPEXRerankCompressor(top_n=2)
+    unloaded = IPEXEmbeddings.model_construct(model_name="unused")  # never loaded here
+    with pytest.raises(ValueError, match="not both"):
+        IPEXRerankCompressor(embeddings=unloaded, model_name=str(fp32_dirs["bert"]))
+    with pytest.raises(ValueError, match=r"\['threads'\] only apply with model_name"):
+        IPEXRerankCompressor(embeddings=unloaded, threads=2)
     with pytest.raises(ValueError, match="no prompts"):
         IPEXRerankCompressor(model_name=str(fp32_dirs["bert"]), query_prompt="q: ")
     with pytest.raises(ModelFolderError):
