@@ -11,11 +11,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field, create_model
 
 from .batching import first_invalid_text
+from .cross_encoder import CrossEncoder
 from .encoder import Encoder
 from .errors import InvalidTextError
+from .folder import check_model_folder, resolve_model_folder
 from .load_options import LOAD_OPTIONS, load_kwargs
 
-__all__ = ["load_encoder", "load_options_model"]
+__all__ = ["load_encoder", "load_options_model", "load_reranker"]
+
+HUB_OPTIONS = ("revision", "cache_dir", "token")
+PROMPT_OPTIONS = ("query_prompt", "document_prompt")
 
 
 def load_options_model(name: str, rename: Mapping[str, str] | None = None) -> type[BaseModel]:
@@ -58,3 +63,29 @@ def load_encoder(
 ) -> Encoder:
     """`Encoder.load(model_name, ...)` with every load option taken from `adapter`'s fields."""
     return Encoder.load(model_name, **load_kwargs(lambda name: getattr(adapter, name), rename))
+
+
+def load_reranker(
+    model_name: str, adapter: BaseModel, rename: Mapping[str, str] | None = None
+) -> Encoder | CrossEncoder:
+    """The model a reranker adapter scores with, chosen by the folder's kind: `Encoder.load`
+    for a bi-encoder, `CrossEncoder.load` for a cross-encoder, with `adapter`'s load options.
+
+    Raises:
+        ModelFolderError: not a complete model folder or Hub repo.
+        ValueError: a prompt is set for a cross-encoder, which reads the query and the text
+            together and has no prompts.
+    """
+    options = load_kwargs(lambda name: getattr(adapter, name), rename)
+    hub = {name: options.pop(name) for name in HUB_OPTIONS}
+    folder = resolve_model_folder(model_name, **hub)
+    if check_model_folder(folder).kind == "bi-encoder":
+        return Encoder.load(folder, **options)
+    rename = rename or {}
+    given = [rename.get(n, n) for n in PROMPT_OPTIONS if options.pop(n) is not None]
+    if given:
+        raise ValueError(
+            f"{model_name} is a cross-encoder, which reads the query and each text together and "
+            f"has no prompts; leave {given} unset."
+        )
+    return CrossEncoder.load(folder, **options)

@@ -32,14 +32,16 @@ def check_text(text: object, where: str, hint: str = "") -> None:
         raise InvalidTextError(f"the text given to {where}", text)
 
 
-def first_invalid_text(texts: Sequence[str]) -> int | None:
-    """Index of the first text that cannot be encoded as UTF-8 (a lone surrogate), else None.
+def first_invalid_text(texts: Sequence[str | tuple[str, str]]) -> int | None:
+    """Index of the first text (or (query, text) pair) that cannot be encoded as UTF-8 (a lone
+    surrogate), else None.
 
     Only called once something failed, or for one text: the batch path pays nothing for it.
     """
     for i, text in enumerate(texts):
         try:
-            text.encode("utf-8")
+            # A pair's parts never join into a valid surrogate pair: str keeps code points apart.
+            (text if isinstance(text, str) else "".join(text)).encode("utf-8")
         except UnicodeEncodeError:
             return i
     return None
@@ -103,13 +105,24 @@ class Batch:
 
 
 class TextTokenizer:
-    """A `tokenizers` tokenizer set to truncate at the model's limit and to report who was cut."""
+    """A `tokenizers` tokenizer set to truncate at the model's limit and to report who was cut.
 
-    def __init__(self, path: Path, max_seq_length: int, input_names: Sequence[str]) -> None:
+    It takes texts, or (query, text) pairs for a cross-encoder, which it tokenizes as the model's
+    pair template says (e.g. `[CLS] query [SEP] text [SEP]`); `truncation_strategy` is tokenizers'
+    ("longest_first"; "only_second" cuts only the text of a pair).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        max_seq_length: int,
+        input_names: Sequence[str],
+        truncation_strategy: str = "longest_first",
+    ) -> None:
         self._tokenizer = Tokenizer.from_file(str(path))
         padding = self._tokenizer.padding  # read before no_padding() clears it
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_seq_length)
+        self._tokenizer.enable_truncation(max_seq_length, strategy=truncation_strategy)
         self.max_seq_length = max_seq_length
         self.input_names = tuple(input_names)
         self.widths = bucket_widths(max_seq_length)
@@ -123,24 +136,29 @@ class TextTokenizer:
         return len(encoding.ids) - (1 if encoding.special_tokens_mask[-1:] == [1] else 0)
 
     def tokenize(
-        self, texts: list[str], offset: int = 0
+        self, texts: Sequence[str | tuple[str, str]], offset: int = 0
     ) -> tuple[list[Encoding], list[int]]:
         """Encodings of `texts` and the indices of those that had to be truncated.
 
         `offset` is where `texts` starts in a longer stream, for the index an error names.
 
         Raises:
-            InvalidTextError: naming `texts[i]`, the first text holding a lone surrogate, which
-                the tokenizer cannot read (it would raise a TypeError naming no text).
+            InvalidTextError: naming `texts[i]` (or `texts[i][j]` in a pair), the first text
+                holding a lone surrogate, which the tokenizer cannot read (it would raise a
+                TypeError naming no text).
         """
         try:
-            encodings = self._tokenizer.encode_batch(texts) if texts else []
+            encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
         except TypeError:
             # Found only after the tokenizer fails, so valid batches pay nothing for the check.
             bad = first_invalid_text(texts)
             if bad is None:
                 raise
-            raise InvalidTextError(f"texts[{offset + bad}]", texts[bad]) from None
+            item = texts[bad]
+            if isinstance(item, str):
+                raise InvalidTextError(f"texts[{offset + bad}]", item) from None
+            part = 0 if first_invalid_text([item[0]]) is not None else 1
+            raise InvalidTextError(f"texts[{offset + bad}][{part}]", item[part]) from None
         truncated = [i for i, e in enumerate(encodings) if e.overflowing]
         return encodings, truncated
 

@@ -1,8 +1,10 @@
 """The model folder's own description: `ipex_embeddings.json`.
 
 A model folder holds the OpenVINO IR (`openvino/openvino_model.xml` + `.bin`), `tokenizer.json`
-and this JSON, which says everything the encoder needs that the IR does not: how to pool, whether
-to normalise, the longest input, the prompts, and how the model was made.
+and this JSON, which says everything the runtime needs that the IR does not: the model's kind
+(a bi-encoder for `Encoder`, a cross-encoder for `CrossEncoder`), how to pool, whether to
+normalise, the longest input, the prompts, the cross-encoder's activation, and how the model was
+made. Format 1 folders have no `kind`: they are bi-encoders.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ from typing import Any
 from .errors import ModelFolderError
 from .pooling import POOLING_MODES
 
-__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "POOLING_MODES", "PRECISIONS", "ModelConfig"]
+__all__ = [
+    "ACTIVATIONS", "CONFIG_NAME", "FORMAT_VERSION", "KINDS", "POOLING_MODES", "PRECISIONS",
+    "ModelConfig",
+]
 
 CONFIG_NAME = "ipex_embeddings.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `kind` and `activation` (cross-encoders); 1 had bi-encoders only
+KINDS = ("bi-encoder", "cross-encoder")
+ACTIVATIONS = ("sigmoid", "softmax", "none")
+CROSS_ENCODER_POOLING = "none"  # the classification head pools inside the IR
 PRECISIONS = ("int8", "bf16", "fp32")
 INFERENCE_PRECISIONS = ("f32", "bf16")
 
@@ -28,9 +36,10 @@ class ModelConfig:
     """What the encoder needs to turn token states into the model's sentence vectors."""
 
     pooling: str
-    """"cls" (the first token's state, e.g. BGE) or "mean" (masked mean, e.g. MiniLM, E5)."""
+    """"cls" (the first token's state, e.g. BGE) or "mean" (masked mean, e.g. MiniLM, E5);
+    "none" for a cross-encoder, whose classification head pools inside the IR."""
     dimension: int
-    """Length of the output vectors."""
+    """Length of the output vectors; for a cross-encoder, the logits per pair (num_labels)."""
     max_seq_length: int
     """Longest input in tokens, prompt and special tokens included."""
     precision: str = "int8"
@@ -57,9 +66,16 @@ class ModelConfig:
     """sha256 of the calibration texts, in order."""
     format_version: int = FORMAT_VERSION
     """Version of this file's layout."""
+    kind: str = "bi-encoder"
+    """"bi-encoder" (texts to vectors: `Encoder`) or "cross-encoder" (a (query, text) pair to a
+    relevance score: `CrossEncoder`)."""
+    activation: str = ""
+    """Cross-encoder only: "sigmoid" (one logit), "softmax" (two, the positive class) or "none"
+    (raw logits), as the source model applies it; "" for a bi-encoder."""
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLING_MODES:
+        self._check_kind()
+        if self.pooling not in POOLING_MODES and self.kind == "bi-encoder":
             raise ModelFolderError(
                 f"pooling={self.pooling!r} is not supported; use one of {POOLING_MODES}."
             )
@@ -77,6 +93,28 @@ class ModelConfig:
                 f"max_seq_length={self.max_seq_length} and dimension={self.dimension} "
                 "must be positive; rebuild the folder with `ipex-embed quantize`."
             )
+
+    def _check_kind(self) -> None:
+        if self.kind not in KINDS:
+            raise ModelFolderError(
+                f"kind={self.kind!r} is not supported; use one of {KINDS}. A newer "
+                "ipex-embeddings may know it: `pip install -U ipex-embeddings`."
+            )
+        if self.kind == "bi-encoder" and self.activation:
+            raise ModelFolderError(
+                f"activation={self.activation!r} is for cross-encoders; a bi-encoder has none."
+            )
+        if self.kind == "cross-encoder":
+            if self.activation not in ACTIVATIONS:
+                raise ModelFolderError(
+                    f"activation={self.activation!r} is not supported; use one of {ACTIVATIONS}."
+                )
+            if self.pooling != CROSS_ENCODER_POOLING or self.dimension not in (1, 2):
+                raise ModelFolderError(
+                    f"a cross-encoder folder needs pooling={CROSS_ENCODER_POOLING!r} and "
+                    f"dimension 1 or 2 (its logits), got {self.pooling!r} and {self.dimension}; "
+                    "rebuild it with ipex_embeddings_builder.cross_encoder.quantize_cross_encoder."
+                )
 
     def prompt(self, kind: str) -> str:
         """The prompt for "query" or "document" texts."""

@@ -147,11 +147,15 @@ class Encoder:
                 see `default_compile_cache`; False: no cache).
             query_prompt, document_prompt: replace the folder's prompts (None keeps them).
             revision, cache_dir, token: passed to huggingface_hub for a repo id.
+
+        Raises:
+            ModelFolderError: not a complete model folder, or a cross-encoder's (load that with
+                `CrossEncoder.load`).
         """
         folder = resolve_model_folder(
             path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
         )
-        config = check_model_folder(folder)
+        config = check_model_folder(folder, "bi-encoder")
         prompts = {"query_prompt": query_prompt, "document_prompt": document_prompt}
         overrides = {key: value for key, value in prompts.items() if value is not None}
         if overrides:

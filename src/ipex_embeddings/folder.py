@@ -94,14 +94,33 @@ def _raise_foreign(name: str, files: list[str]) -> None:
     )
 
 
-def check_model_folder(folder: Path) -> ModelConfig:
-    """Read the folder's config and make sure the IR and tokenizer it names are there."""
+# The class that loads each kind of folder, for the error when the other one is asked to.
+LOADER_OF_KIND = {"bi-encoder": "Encoder", "cross-encoder": "CrossEncoder"}
+
+
+def check_model_folder(folder: Path, kind: str | None = None) -> ModelConfig:
+    """Read the folder's config and make sure the IR and tokenizer it names are there.
+
+    Args:
+        kind: "bi-encoder" or "cross-encoder" to refuse a folder of the other kind; None: any.
+
+    Raises:
+        ModelFolderError: no config, an incomplete folder, or a folder of the wrong kind (the
+            message names the class that loads it).
+    """
     if not folder.is_dir():
         raise ModelFolderError(f"{folder} is a file, not a model folder.")
     if not (folder / CONFIG_NAME).is_file():
         files = [p.name for p in folder.rglob("*") if p.is_file()]
         _raise_foreign(str(folder), files)
     config = ModelConfig.load(folder)
+    if kind is not None and config.kind != kind:
+        loader = LOADER_OF_KIND[config.kind]
+        raise ModelFolderError(
+            f"{folder} holds a {config.kind}, not a {kind}: load it with "
+            f"ipex_embeddings.{loader}.load (or pass it to IPEXRerank / IPEXRerankCompressor, "
+            "which take either kind)."
+        )
     xml = folder / config.model_file
     needed = [xml, xml.with_suffix(".bin"), folder / "tokenizer.json"]
     missing = [str(p.relative_to(folder)) for p in needed if not p.is_file()]

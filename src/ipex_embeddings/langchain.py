@@ -1,4 +1,5 @@
-"""LangChain adapters: `IPEXEmbeddings` and the bi-encoder reranker `IPEXRerankCompressor`.
+"""LangChain adapters: `IPEXEmbeddings` and the reranker `IPEXRerankCompressor` (bi- or
+cross-encoder).
 
 Both are thin: every text goes through one `Encoder` call; this module only maps options and
 turns arrays into lists. Needs `pip install "ipex-embeddings[langchain]"`.
@@ -23,14 +24,14 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[langchain]"'
     ) from err
 
-from .adapter_fields import load_encoder, load_options_model
+from .adapter_fields import load_encoder, load_options_model, load_reranker
 from .batching import check_text
+from .cross_encoder import CrossEncoder
 from .encoder import Encoder
-from .ranking import Fusion, rerank
+from .load_options import LOAD_OPTIONS
+from .ranking import RELEVANCE_KEY, Fusion, rerank
 
 __all__ = ["IPEXEmbeddings", "IPEXRerankCompressor"]
-
-RELEVANCE_KEY = "relevance_score"
 
 LoadOptions = load_options_model("LoadOptions")
 
@@ -104,31 +105,45 @@ class IPEXEmbeddings(LoadOptions, Embeddings):  # type: ignore[misc, valid-type]
         return await asyncio.to_thread(self.embed_query, text)
 
 
-class IPEXRerankCompressor(BaseDocumentCompressor):
-    """Reorder retrieved Documents by bi-encoder similarity to the query; keep `top_n`.
+class IPEXRerankCompressor(LoadOptions, BaseDocumentCompressor):  # type: ignore[misc, valid-type]
+    """Reorder retrieved Documents by their relevance to the query; keep `top_n`.
 
-    For `ContextualCompressionRetriever`: the query (with the query prompt) and the documents
-    (with the document prompt) are embedded by the `IPEXEmbeddings` model and scored by cosine
-    similarity. With `fusion="none"` the documents are sorted by that cosine; with `fusion="rrf"`
-    by the reciprocal rank fusion (k=60) of the cosine ranking and the first stage's ranking (the
-    order the documents arrive in, or the metadata score named by `first_stage_score_key`). The
-    ranking is `ipex_embeddings.ranking.rerank`, the same as LlamaIndex's `IPEXRerank`.
+    For `ContextualCompressionRetriever`. Give either `embeddings` (an `IPEXEmbeddings`
+    bi-encoder) or `model_name` (a model folder or Hub repo of either kind, chosen by the
+    folder's kind, loaded with the load options below). A bi-encoder embeds the query (with the
+    query prompt) and the documents (with the document prompt) and scores by cosine similarity;
+    a cross-encoder (`ipex_embeddings.CrossEncoder`) reads the query with each document and
+    scores the pair with its activation (e.g. a sigmoid). With `fusion="none"` the documents are
+    sorted by the model's score; with `fusion="rrf"` by the reciprocal rank fusion (k=60) of the
+    model's ranking and the first stage's ranking (the order the documents arrive in, or the
+    metadata score named by `first_stage_score_key`). The ranking is
+    `ipex_embeddings.ranking.rerank`, the same as LlamaIndex's `IPEXRerank`.
 
-    Returns new Documents (the inputs are never changed) whose metadata adds the sorting score
-    in `metadata["relevance_score"]`, the cosine in `metadata["cosine_score"]`, and with
-    `keep_retrieval_score=True` the first-stage score in `metadata["retrieval_score"]`.
+    Returns new Documents (the inputs are never changed) whose metadata adds, for a bi-encoder,
+    the sorting score in `metadata["relevance_score"]` and the cosine in
+    `metadata["cosine_score"]`; for a cross-encoder, its score in `metadata["relevance_score"]`
+    (the order is the fused one with `fusion="rrf"`); and with `keep_retrieval_score=True` the
+    first-stage score in `metadata["retrieval_score"]`.
 
     Example:
         ```python
         reranker = IPEXRerankCompressor(embeddings=embeddings, top_n=5, fusion="rrf")
+        reranker = IPEXRerankCompressor(model_name="./ms-marco-MiniLM-L-6-v2-int8", top_n=5)
         retriever = ContextualCompressionRetriever(
             base_compressor=reranker, base_retriever=bm25_retriever
         )
         ```
     """
 
-    embeddings: IPEXEmbeddings
-    """The model that embeds the query and the documents."""
+    embeddings: IPEXEmbeddings | None = None
+    """The bi-encoder that embeds the query and the documents (or give `model_name`)."""
+    model_name: str | None = None
+    """A model folder or Hub repo id, bi-encoder or cross-encoder (or give `embeddings`)."""
+    batch_size: int | None = Field(default=None, gt=0)
+    """Texts per inference call; None: the embeddings' batch_size, or 32."""
+    truncation: Literal["warn", "error"] | None = None
+    """Texts over the model's limit: "warn" scores their first tokens, "error" refuses them;
+    None: the embeddings' setting, or "warn"."""
     top_n: int = Field(default=3, gt=0)
     """Documents to keep."""
     fusion: Fusion = "none"
@@ -138,7 +153,38 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
     keep_retrieval_score: bool = False
     """Keep the first-stage score (None without `first_stage_score_key`) in metadata."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    _model: Encoder | CrossEncoder = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Load `model_name` now (a bad path fails here), or take the embeddings' encoder.
+
+        Raises:
+            ValueError: neither or both of `embeddings` and `model_name`, or load options set
+                beside `embeddings` (set them on the IPEXEmbeddings).
+        """
+        super().__init__(**kwargs)
+        if (self.embeddings is None) == (self.model_name is None):
+            raise ValueError(
+                "IPEXRerankCompressor takes either embeddings=IPEXEmbeddings(...) (a "
+                "bi-encoder) or model_name=<folder or repo id> (a bi- or cross-encoder), not "
+                f"{'both' if self.embeddings is not None else 'neither'}."
+            )
+        if self.embeddings is not None:
+            stray = sorted(self.model_fields_set & {o.name for o in LOAD_OPTIONS})
+            if stray:
+                raise ValueError(
+                    f"{stray} only apply with model_name; set them on the IPEXEmbeddings."
+                )
+            self._model = self.embeddings.encoder
+        else:
+            self._model = load_reranker(self.model_name, self)
+
+    @property
+    def model(self) -> Encoder | CrossEncoder:
+        """The core model this reranker calls: an `Encoder` or a `CrossEncoder`."""
+        return self._model
 
     def compress_documents(
         self,
@@ -155,16 +201,17 @@ class IPEXRerankCompressor(BaseDocumentCompressor):
         check_text(query, "compress_documents(query=...)")
         if not documents:
             return []
+        embeddings = self.embeddings
         ranked = rerank(
-            self.embeddings.encoder,
+            self._model,
             query,
             [doc.page_content for doc in documents],
             self._first_stage_scores(documents),
             top_n=self.top_n,
             fusion=self.fusion,
             keep_retrieval_score=self.keep_retrieval_score,
-            batch_size=self.embeddings.batch_size,
-            truncation=self.embeddings.truncation,
+            batch_size=self.batch_size or (embeddings.batch_size if embeddings else 32),
+            truncation=self.truncation or (embeddings.truncation if embeddings else "warn"),
             where="documents[{i}].page_content",
         )
         kept = []

@@ -1,4 +1,4 @@
-"""LlamaIndex adapters: `IPEXEmbedding` and the bi-encoder reranker `IPEXRerank`.
+"""LlamaIndex adapters: `IPEXEmbedding` and the reranker `IPEXRerank` (bi- or cross-encoder).
 
 Both are thin: every batch of texts goes through one `Encoder` call; this module only maps
 options, emits LlamaIndex's events and turns arrays into lists.
@@ -24,8 +24,9 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[llama-index]"'
     ) from err
 
-from .adapter_fields import load_encoder, load_options_model
+from .adapter_fields import load_encoder, load_options_model, load_reranker
 from .batching import check_text, check_texts, first_invalid_text
+from .cross_encoder import CrossEncoder
 from .encoder import Encoder
 from .errors import InvalidTextError
 from .ranking import Fusion, rerank
@@ -158,28 +159,35 @@ def _name_the_bad_text(texts: list[str]) -> None:
 
 
 class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, valid-type]
-    """Rerank nodes by bi-encoder cosine similarity to the query and keep the `top_n` best.
+    """Rerank nodes by their relevance to the query and keep the `top_n` best.
 
-    The query (with the model's query prompt) and the nodes' contents (with its document prompt)
-    are embedded in batched core calls. With `fusion="none"` each node's score becomes its cosine
-    similarity; with `fusion="rrf"` it becomes the reciprocal rank fusion (k=60) of the cosine
-    ranking and the first stage's ranking (by `node.score`). The ranking is
-    `ipex_embeddings.ranking.rerank`, the same as LangChain's `IPEXRerankCompressor`.
+    The model folder's kind chooses how nodes are scored. A bi-encoder embeds the query (with
+    the model's query prompt) and the nodes' contents (with its document prompt) and scores by
+    cosine similarity; a cross-encoder (`ipex_embeddings.CrossEncoder`) reads the query with
+    each node's content and scores the pair with its activation (e.g. a sigmoid). With
+    `fusion="none"` each node's score becomes the model's score; with `fusion="rrf"` it becomes
+    the reciprocal rank fusion (k=60) of the model's ranking and the first stage's ranking (by
+    `node.score`). The ranking is `ipex_embeddings.ranking.rerank`, the same as LangChain's
+    `IPEXRerankCompressor`.
 
     Returns new NodeWithScore objects around copies of the nodes: the input nodes and the stored
-    nodes are never changed. Each copy's metadata holds the cosine in `metadata["cosine_score"]`,
+    nodes are never changed. Each copy's metadata holds the model's score, in
+    `metadata["cosine_score"]` (bi-encoder) or `metadata["relevance_score"]` (cross-encoder),
     and with `keep_retrieval_score=True` the first-stage score in `metadata["retrieval_score"]`;
-    both are kept out of the embedded and the LLM's text. Takes every option of `Encoder.load`
-    as a field, as `IPEXEmbedding` does.
+    they are kept out of the embedded and the LLM's text. Takes every option of `Encoder.load`
+    as a field, as `IPEXEmbedding` does (the prompts apply to bi-encoders only).
 
     Example:
         ```python
         rerank = IPEXRerank(model="./all-MiniLM-L6-v2-int8", top_n=5, fusion="rrf")
+        rerank = IPEXRerank(model="./ms-marco-MiniLM-L-6-v2-int8", top_n=5)  # cross-encoder
         nodes = rerank.postprocess_nodes(retriever.retrieve(query), query_str=query)
         ```
     """
 
-    model: str = Field(description="Model folder or Hub repo id of the bi-encoder.")
+    model: str = Field(
+        description="Model folder or Hub repo id of the bi-encoder or cross-encoder."
+    )
     top_n: int = Field(default=2, gt=0, description="Nodes to return, best first.")
     fusion: Fusion = Field(
         default="none",
@@ -199,20 +207,20 @@ class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, vali
 
     model_config = ConfigDict(extra="forbid")
 
-    _encoder: Encoder = PrivateAttr()
+    _encoder: Encoder | CrossEncoder = PrivateAttr()
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         """Load the model now, so a bad path or an incomplete folder fails here, not on use."""
         super().__init__(model=model, **kwargs)
-        self._encoder = load_encoder(model, self, RENAME)
+        self._encoder = load_reranker(model, self, RENAME)
 
     @classmethod
     def class_name(cls) -> str:
         return "IPEXRerank"
 
     @property
-    def encoder(self) -> Encoder:
-        """The core encoder this reranker calls."""
+    def encoder(self) -> Encoder | CrossEncoder:
+        """The core model this reranker calls: an `Encoder` or a `CrossEncoder`."""
         return self._encoder
 
     def _postprocess_nodes(

@@ -1,8 +1,9 @@
 """Reranking retrieved texts against a query, for the rerankers of both adapters.
 
-Bi-encoder cosine, optionally fused with the first stage's ranking (reciprocal rank fusion);
-`rerank` does the scoring, fusing, ordering, `top_n` cut and the metadata the rerankers add, so
-LangChain's `IPEXRerankCompressor` and LlamaIndex's `IPEXRerank` rank alike by construction.
+Bi-encoder cosine, or a cross-encoder's relevance score, optionally fused with the first stage's
+ranking (reciprocal rank fusion); `rerank` does the scoring, fusing, ordering, `top_n` cut and
+the metadata the rerankers add, so LangChain's `IPEXRerankCompressor` and LlamaIndex's
+`IPEXRerank` rank alike by construction.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from typing import Literal
 import numpy as np
 
 from .batching import first_invalid_text
+from .cross_encoder import CrossEncoder
 from .encoder import Encoder, Truncation
 from .errors import InvalidTextError
 
 __all__ = [
-    "COSINE_KEY", "FUSIONS", "Fusion", "RETRIEVAL_KEY", "RRF_K", "RankedText", "cosine_scores",
-    "reciprocal_rank_fusion", "rerank",
+    "COSINE_KEY", "FUSIONS", "Fusion", "RELEVANCE_KEY", "RETRIEVAL_KEY", "RRF_K", "RankedText",
+    "cosine_scores", "reciprocal_rank_fusion", "rerank",
 ]
 
 Fusion = Literal["none", "rrf"]
 FUSIONS = ("none", "rrf")
 COSINE_KEY = "cosine_score"
-"""Metadata key of the cosine to the query; the rerankers always set it."""
+"""Metadata key of the cosine to the query; the rerankers set it with a bi-encoder."""
+RELEVANCE_KEY = "relevance_score"
+"""Metadata key of the cross-encoder's score; the rerankers set it with a cross-encoder."""
 RETRIEVAL_KEY = "retrieval_score"
 """Metadata key of the first stage's score, set with keep_retrieval_score=True (None if none)."""
 RRF_K = 60  # the constant of Cormack et al. (2009), used as is: nothing is tuned on test data
@@ -76,13 +80,15 @@ class RankedText:
     index: int
     """Its position in the candidates passed in."""
     score: float
-    """The sorting score: the cosine (fusion="none") or the RRF value (fusion="rrf")."""
+    """The sorting score: the cosine or cross-encoder score (fusion="none") or the RRF value
+    (fusion="rrf")."""
     metadata: dict[str, float | None]
-    """What the rerankers add to its metadata: COSINE_KEY, and RETRIEVAL_KEY if asked."""
+    """What the rerankers add to its metadata: COSINE_KEY (bi-encoder) or RELEVANCE_KEY
+    (cross-encoder), and RETRIEVAL_KEY if asked."""
 
 
 def rerank(
-    encoder: Encoder,
+    encoder: Encoder | CrossEncoder,
     query: str,
     texts: list[str],
     first_stage_scores: Sequence[float | None] | None = None,
@@ -97,13 +103,14 @@ def rerank(
     """Score `texts` against `query`, order them best first and keep the `top_n` best.
 
     Args:
-        encoder: embeds the query (query prompt) and the texts (document prompt).
+        encoder: an `Encoder` (cosine of the query and text vectors, with their prompts) or a
+            `CrossEncoder` (each (query, text) pair's score, with its activation).
         query, texts: the query and the candidates' contents.
         first_stage_scores: one per text, higher is better, None where a text has none (ranked
             after the scored ones, in input order); None for all: the input order is the first
             stage's ranking.
-        fusion: "none" sorts by cosine; "rrf" by reciprocal rank fusion (k=60) of the cosine
-            ranking and the first stage's.
+        fusion: "none" sorts by the model's score; "rrf" by reciprocal rank fusion (k=60) of
+            the model's ranking and the first stage's.
         keep_retrieval_score: also put the first-stage score in metadata[RETRIEVAL_KEY].
         where: how the errors name a text, with `{i}` for its index (e.g. "nodes[{i}]").
 
@@ -127,18 +134,30 @@ def rerank(
             "(None where a text has none), or None for all."
         )
     try:
-        cosines = cosine_scores(encoder, query, texts, batch_size=batch_size, truncation=truncation)
+        key, model_scores = _model_scores(encoder, query, texts, batch_size, truncation)
     except InvalidTextError:
         _raise_for_bad_text(texts, where)
         raise  # the query (or a prompt): already named as well as it can be
-    scores = reciprocal_rank_fusion(cosines, given) if fusion == "rrf" else cosines
+    scores = reciprocal_rank_fusion(model_scores, given) if fusion == "rrf" else model_scores
     ranked = []
     for i in np.argsort(-scores, kind="stable")[:top_n]:
-        metadata: dict[str, float | None] = {COSINE_KEY: float(cosines[i])}
+        metadata: dict[str, float | None] = {key: float(model_scores[i])}
         if keep_retrieval_score:
             metadata[RETRIEVAL_KEY] = given[i]
         ranked.append(RankedText(int(i), float(scores[i]), metadata))
     return ranked
+
+
+def _model_scores(
+    model: Encoder | CrossEncoder, query: str, texts: list[str], batch_size: int,
+    truncation: Truncation,
+) -> tuple[str, np.ndarray]:
+    """The metadata key of the model's scores, and the scores: cross-encoder or cosine."""
+    if isinstance(model, CrossEncoder):
+        scores = model.score(query, texts, batch_size=batch_size, truncation=truncation)
+        return RELEVANCE_KEY, scores
+    scores = cosine_scores(model, query, texts, batch_size=batch_size, truncation=truncation)
+    return COSINE_KEY, scores
 
 
 def _raise_for_bad_text(texts: list[str], where: str) -> None:

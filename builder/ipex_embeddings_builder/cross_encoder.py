@@ -1,0 +1,353 @@
+"""Export a Hugging Face cross-encoder (`*ForSequenceClassification`) to an OpenVINO model folder.
+
+The library half of cross-encoder support: `quantize_cross_encoder(source, output)` writes a
+folder that `ipex_embeddings.CrossEncoder` loads (fp32 IR, or static int8 calibrated on
+(query, passage) pairs). Its IR returns the classification head's logits; the activation the
+source applies (sigmoid for one logit, softmax for two) is recorded in the model JSON and applied
+by the runtime. Raises plain exceptions (ValueError, FileNotFoundError); the CLI wiring is not
+here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ipex_embeddings.batching import TextTokenizer
+from ipex_embeddings.config import ModelConfig
+
+from .digest import sha256
+from .quantize import COMPANION_FILES, MODEL_FILE, write_atomically
+
+__all__ = [
+    "CrossEncoderSource", "default_calibration_pairs", "export_cross_encoder",
+    "inspect_cross_encoder", "quantize_cross_encoder",
+]
+
+logger = logging.getLogger(__name__)
+
+# sentence-transformers' activation_fn names (CrossEncoder.save) -> the runtime's activations.
+ST_ACTIVATIONS = {
+    "torch.nn.modules.activation.Sigmoid": "sigmoid",
+    "torch.nn.modules.linear.Identity": "none",
+}
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}  # ids start after padding
+DEFAULT_PAIRS_NAME = "SciFact train queries with judged and random passages (vendored)"
+
+
+@dataclass
+class CrossEncoderSource:
+    """What the export needs to know about a local cross-encoder folder."""
+
+    path: Path
+    model_type: str
+    num_labels: int
+    activation: str
+    max_seq_length: int
+    input_names: list[str]
+    """The IR's inputs: input_ids, attention_mask, and token_type_ids where the model has
+    more than one token type (BERT; not XLM-R or ModernBERT)."""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _source_activation(path: Path, config: dict[str, Any], num_labels: int) -> str:
+    if num_labels == 2:
+        return "softmax"
+    st = _read_json(path / "config_sentence_transformers.json")
+    name = st.get("activation_fn") or (config.get("sentence_transformers") or {}).get(
+        "activation_fn"
+    )
+    if name is None:
+        return "sigmoid"  # sentence-transformers' default for one logit
+    if name not in ST_ACTIVATIONS:
+        raise ValueError(
+            f"{path} applies activation_fn={name!r}, which the runtime does not implement; pass "
+            'activation="sigmoid" or "none" to choose one.'
+        )
+    return ST_ACTIVATIONS[name]
+
+
+def _max_seq_length(path: Path, config: dict[str, Any], given: int | None) -> int:
+    model_type = str(config.get("model_type", ""))
+    limit = int(config.get("max_position_embeddings", 512)) - POSITION_OFFSET.get(model_type, 0)
+    st = _read_json(path / "sentence_bert_config.json")
+    tokenizer_max = _read_json(path / "tokenizer_config.json").get("model_max_length")
+    found = st.get("max_seq_length") or (
+        tokenizer_max if isinstance(tokenizer_max, int) and tokenizer_max < 100_000 else None
+    )
+    length = int(given or found or limit)
+    if length > limit:
+        if given:
+            raise ValueError(
+                f"max_seq_length={length} exceeds the model's {limit} positions; pass a "
+                "smaller one."
+            )
+        length = limit
+    return length
+
+
+def inspect_cross_encoder(
+    source: str | Path, *, max_seq_length: int | None = None, activation: str | None = None
+) -> CrossEncoderSource:
+    """Read a local `*ForSequenceClassification` folder (plain transformers, or saved by
+    sentence-transformers' `CrossEncoder.save`).
+
+    Raises:
+        FileNotFoundError: no config.json, tokenizer.json or .safetensors weights.
+        ValueError: not a sequence-classification model, more than two labels, or an
+            activation the runtime does not implement.
+    """
+    path = Path(source).expanduser()
+    config = _read_json(path / "config.json")
+    if not config:
+        raise FileNotFoundError(f"{path} has no config.json: it is not a transformers model.")
+    if not (path / "tokenizer.json").is_file():
+        raise FileNotFoundError(
+            f"{path} has no tokenizer.json (a fast tokenizer). Save one with transformers' "
+            "AutoTokenizer.from_pretrained(path).save_pretrained(path), then retry."
+        )
+    if not any(path.glob("*.safetensors")):
+        raise FileNotFoundError(
+            f"{path} has no .safetensors weights; ipex-embeddings never unpickles model files."
+        )
+    architectures = config.get("architectures") or []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        raise ValueError(
+            f"{path} is {architectures or 'no known architecture'}, not a "
+            "*ForSequenceClassification cross-encoder; export bi-encoders with "
+            "`ipex-embed quantize`."
+        )
+    # transformers leaves id2label out of config.json at its default: two labels
+    num_labels = len(config.get("id2label") or {}) or int(config.get("num_labels") or 2)
+    if num_labels not in (1, 2):
+        raise ValueError(
+            f"{path} has {num_labels} labels; a reranker needs one relevance logit or two "
+            "(negative, positive)."
+        )
+    if activation is None:
+        activation = _source_activation(path, config, num_labels)
+    has_types = int(config.get("type_vocab_size", 0) or 0) > 1
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if has_types else [])
+    return CrossEncoderSource(
+        path=path,
+        model_type=str(config.get("model_type", "")),
+        num_labels=num_labels,
+        activation=activation,
+        max_seq_length=_max_seq_length(path, config, max_seq_length),
+        input_names=names,
+    )
+
+
+def export_cross_encoder(source: CrossEncoderSource) -> Any:
+    """Trace the source into an fp32 `openvino.Model`: token inputs (int64, dynamic
+    [batch, tokens]) to float32 [batch, num_labels] logits named "logits".
+
+    Attention is exported in its "eager" form: sdpa and flash attention trace badly (ModernBERT
+    gives NaN at padded positions), and eager computes the same values.
+    """
+    import openvino as ov
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source.path, use_safetensors=True, attn_implementation="eager"
+    ).eval()
+    names = source.input_names
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).logits
+
+    example = {n: torch.ones((2, 8), dtype=torch.long) for n in names}
+    example["attention_mask"][1, 6:] = 0  # trace the padded path too
+    with torch.no_grad():
+        ov_model = ov.convert_model(
+            Logits(), example_input=example, input=[(n, [-1, -1], ov.Type.i64) for n in names]
+        )
+    ov_model.outputs[0].get_tensor().set_names({"logits"})
+    return ov_model
+
+
+def default_calibration_pairs(samples: int = 300, seed: int = 0) -> list[tuple[str, str]]:
+    """(query, passage) pairs from the vendored SciFact train split: half each query's judged
+    passage, half a random one, shuffled with `seed`, so both ends of the score range are seen."""
+    from .data import SCIFACT_DIR, document_text, load_beir
+
+    data = load_beir(SCIFACT_DIR, split="train")
+    rng = random.Random(seed)
+    doc_ids = sorted(data.corpus)
+    pairs = []
+    for qid in sorted(data.qrels):
+        query = data.queries[qid]
+        pairs.append((query, document_text(data.corpus[sorted(data.qrels[qid])[0]])))
+        pairs.append((query, document_text(data.corpus[rng.choice(doc_ids)])))
+    rng.shuffle(pairs)
+    return pairs[:samples]
+
+
+def _pairs_digest(pairs: Sequence[tuple[str, str]]) -> str:
+    joined = "\0".join(f"{query}\t{text}" for query, text in pairs)
+    return sha256(joined)
+
+
+def _calibration_items(
+    source: CrossEncoderSource, pairs: Sequence[tuple[str, str]]
+) -> list[dict[str, np.ndarray]]:
+    """One model input per pair, tokenized and truncated as the runtime does (unpadded)."""
+    tokenizer = TextTokenizer(
+        source.path / "tokenizer.json", source.max_seq_length, source.input_names, "only_second"
+    )
+    encodings, _ = tokenizer.tokenize(list(pairs))
+    return [
+        tokenizer.pad(encodings, np.array([i]), len(e.ids)).inputs
+        for i, e in enumerate(encodings)
+    ]
+
+
+def _quantize(
+    ov_model: Any, source: CrossEncoderSource, pairs: Sequence[tuple[str, str]], preset: str
+) -> Any:
+    import nncf
+
+    data = _calibration_items(source, pairs)
+    logger.info("Calibrating int8 on %d (query, passage) pairs with NNCF", len(data))
+    return nncf.quantize(
+        ov_model,
+        nncf.Dataset(data),
+        model_type=nncf.ModelType.TRANSFORMER,
+        preset=nncf.QuantizationPreset(preset),
+        subset_size=len(data),
+    )
+
+
+def quantize_cross_encoder(
+    source: str | Path,
+    output: str | Path,
+    precision: str = "int8",
+    calibration_pairs: Sequence[tuple[str, str]] | None = None,
+    *,
+    max_seq_length: int | None = None,
+    activation: str | None = None,
+    preset: str = "mixed",
+    source_model: str | None = None,
+    overwrite: bool = False,
+) -> ModelConfig:
+    """Export a local cross-encoder folder and write a runtime model folder at `output`.
+
+    Args:
+        source: a local `*ForSequenceClassification` folder with safetensors weights and
+            tokenizer.json (a transformers save, or sentence-transformers' `CrossEncoder.save`).
+        output: the folder to write (IR, tokenizer.json, the source's companion files,
+            ipex_embeddings.json with kind "cross-encoder"); nothing is left there on failure.
+        precision: "int8" (static NNCF quantization) or "fp32" (the exported IR as is).
+        calibration_pairs: (query, passage) pairs for int8; None: `default_calibration_pairs()`.
+        max_seq_length: longest pair in tokens; None: the source's (sentence-transformers'
+            setting, the tokenizer's model_max_length, or the position limit).
+        activation: "sigmoid", "softmax" or "none"; None: the source's (see module docstring).
+        preset: NNCF's quantization preset ("mixed" or "performance").
+        source_model: the source's name in the model JSON; None: the folder's name.
+        overwrite: replace a non-empty `output`.
+
+    Returns:
+        The written `ModelConfig`.
+
+    Raises:
+        ValueError: an unknown precision, empty calibration pairs, or a source that is not a
+            supported cross-encoder (see `inspect_cross_encoder`).
+        FileNotFoundError: the source lacks config.json, tokenizer.json or safetensors.
+        OutputExistsError: `output` is not empty and `overwrite` is False (raised by
+            `quantize.write_atomically`, shared with the bi-encoder export).
+    """
+    if precision not in ("int8", "fp32"):
+        raise ValueError(f'precision={precision!r} is not supported; use "int8" or "fp32".')
+    found = inspect_cross_encoder(source, max_seq_length=max_seq_length, activation=activation)
+    pairs = None
+    if precision == "int8":
+        pairs = list(calibration_pairs) if calibration_pairs is not None else (
+            default_calibration_pairs()
+        )
+        if not pairs:
+            raise ValueError("calibration_pairs is empty; int8 needs (query, passage) pairs.")
+    started = time.perf_counter()
+    with write_atomically(Path(output), overwrite) as staging:
+        logger.info("Exporting %s to OpenVINO IR", found.path)
+        ov_model = export_cross_encoder(found)
+        if pairs is not None:
+            ov_model = _quantize(ov_model, found, pairs, preset)
+        record = _record(pairs, calibration_pairs is None, preset, time.perf_counter() - started)
+        config = _save_folder(ov_model, staging, found, precision, record, pairs, source_model)
+    return config
+
+
+def _record(
+    pairs: Sequence[tuple[str, str]] | None, default: bool, preset: str, seconds: float
+) -> dict[str, Any]:
+    """The model JSON's quantization record: names and counts, never a path."""
+    return {
+        "method": "nncf.quantize" if pairs else "none",
+        "preset": preset if pairs else None,
+        "model_type": "transformer",
+        "samples": len(pairs or []),
+        "calibration_source": (
+            (DEFAULT_PAIRS_NAME if default else "given pairs") if pairs else None
+        ),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _save_folder(
+    ov_model: Any,
+    folder: Path,
+    source: CrossEncoderSource,
+    precision: str,
+    record: dict[str, Any],
+    pairs: Sequence[tuple[str, str]] | None,
+    source_model: str | None,
+) -> ModelConfig:
+    import openvino as ov
+
+    (folder / "openvino").mkdir()
+    ov.save_model(ov_model, folder / MODEL_FILE, compress_to_fp16=False)
+    for name in COMPANION_FILES:
+        if (source.path / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source.path / name, folder / name)
+    config = ModelConfig(
+        pooling="none",
+        dimension=source.num_labels,
+        max_seq_length=source.max_seq_length,
+        precision=precision,
+        normalize=False,
+        model_file=MODEL_FILE,
+        source_model=source_model or source.path.resolve().name,
+        quantization=record,
+        calibration_digest=_pairs_digest(pairs) if pairs else "",
+        kind="cross-encoder",
+        activation=source.activation,
+    )
+    config.save(folder)
+    return config

@@ -1,0 +1,376 @@
+"""The reranking core: (query, text) pairs in, one float32 relevance score per pair out.
+
+A cross-encoder reads the query and a text together (`[CLS] query [SEP] text [SEP]`) and its
+classification head gives one or two logits; the folder says which activation the source model
+applies to them. Pairs are tokenized by the model's own pair template with only the text side
+truncated (tokenizers' "only_second"), sorted by length and padded per batch to the same fixed
+width buckets as `Encoder` (`batching.bucket_widths`), so a pair's score never depends on the
+other pairs of the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import openvino as ov
+
+from .batching import Batch, TextTokenizer, check_text, check_texts, first_invalid_text
+from .config import ACTIVATIONS, ModelConfig
+from .encoder import (
+    Truncation,
+    TruncationWarning,
+    _check_options,
+    available_cores,
+    default_compile_cache,
+    openvino_core,
+)
+from .errors import InvalidTextError, TruncationError
+from .folder import check_model_folder, resolve_model_folder
+
+__all__ = ["CrossEncoder", "RankResult", "folder_config"]
+
+Activation = Literal["sigmoid", "softmax", "none"]
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """One text ranked by `CrossEncoder.rank` (sentence-transformers' `corpus_id` is `index`)."""
+
+    index: int
+    """Its position in the texts passed in."""
+    score: float
+    """Its relevance to the query, after the activation."""
+    text: str
+    """The text itself."""
+
+
+def folder_config(
+    path_or_repo_id: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    token: str | bool | None = None,
+) -> ModelConfig:
+    """The `ModelConfig` of a model folder or Hub repo, of either kind (see `ModelConfig.kind`).
+
+    For callers that pick `Encoder` or `CrossEncoder` by the folder's kind, as the adapters do.
+
+    Raises:
+        ModelFolderError: not a folder or repo id, or not a complete ipex-embeddings folder.
+    """
+    folder = resolve_model_folder(
+        path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
+    )
+    return check_model_folder(folder)
+
+
+def _check_activation(activation: str, num_labels: int) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is not supported; use one of {ACTIVATIONS}.")
+    if activation == "softmax" and num_labels != 2:
+        raise ValueError(
+            'activation="softmax" needs a model with two logits (negative, positive); this one '
+            'has one: use "sigmoid" or "none".'
+        )
+
+
+def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
+    """[n, 1 or 2] logits to [n] float32 scores.
+
+    With two logits the margin (positive minus negative) stands for them: its sigmoid is the
+    softmax's positive-class probability exactly, and "none" returns the margin itself.
+    """
+    margin = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+    if activation == "none":
+        return margin.astype(np.float32)
+    with np.errstate(over="ignore"):  # exp(large) -> inf -> a score of 0.0, as it should be
+        return (1.0 / (1.0 + np.exp(-margin.astype(np.float64)))).astype(np.float32)
+
+
+class CrossEncoder:
+    """An int8 (or fp32) OpenVINO cross-encoder: scores how well each text answers a query.
+
+    Build one with `CrossEncoder.load(path_or_repo_id)` on a folder whose `kind` is
+    "cross-encoder". It is safe to share between threads: every call uses its own inference
+    requests. Nothing is unpickled and no torch is needed.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: ModelConfig,
+        *,
+        threads: int | None = None,
+        streams: int | None = None,
+        compile_cache: str | os.PathLike[str] | bool = True,
+    ) -> None:
+        _check_activation(config.activation, config.dimension)
+        self.folder = folder
+        self.config = config
+        self.threads = threads or available_cores()
+        self.streams = streams or 1
+        cache_dir = (
+            None if not compile_cache
+            else default_compile_cache() if compile_cache is True else Path(compile_cache)
+        )
+        model = openvino_core().read_model(folder / config.model_file)
+        input_names = [port.get_any_name() for port in model.inputs]
+        self._tokenizer = TextTokenizer(
+            folder / "tokenizer.json", config.max_seq_length, input_names, "only_second"
+        )
+        properties: dict[str, object] = {
+            "INFERENCE_PRECISION_HINT": config.inference_precision,
+            "INFERENCE_NUM_THREADS": self.threads,
+            "NUM_STREAMS": self.streams,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if cache_dir is not None:
+            properties["CACHE_DIR"] = str(cache_dir)
+        self._compiled = openvino_core().compile_model(model, "CPU", properties)
+        # Idle inference requests by width: a request keeps one width, so the CPU plugin does
+        # not re-plan its memory for every call (as in Encoder).
+        self._idle: dict[int, queue.SimpleQueue[ov.InferRequest]] = {}
+        self._idle_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        path_or_repo_id: str | os.PathLike[str],
+        *,
+        threads: int | None = None,
+        streams: int | None = None,
+        compile_cache: str | os.PathLike[str] | bool = True,
+        activation: Activation | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        token: str | bool | None = None,
+    ) -> CrossEncoder:
+        """Load a cross-encoder model folder, or a Hub repo holding one.
+
+        Args:
+            path_or_repo_id: a local folder, or a Hugging Face repo id ("user/name").
+            threads: CPU threads for inference (default: every core this process may use).
+            streams: OpenVINO inference streams (default 1; batches run one after another).
+            compile_cache: folder for OpenVINO's compiled-model cache (True: the default folder,
+                see `default_compile_cache`; False: no cache).
+            activation: replace the folder's activation: "sigmoid", "softmax" (two-logit
+                models) or "none" (raw logits; the margin for two). None keeps the folder's.
+            revision, cache_dir, token: passed to huggingface_hub for a repo id.
+
+        Raises:
+            ModelFolderError: not a complete folder, or a bi-encoder folder (use `Encoder`).
+            ValueError: an unknown activation, or "softmax" for a one-logit model.
+        """
+        folder = resolve_model_folder(
+            path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
+        )
+        config = check_model_folder(folder, "cross-encoder")
+        if activation is not None:
+            _check_activation(activation, config.dimension)
+            config = dataclasses.replace(config, activation=activation)
+        return cls(folder, config, threads=threads, streams=streams, compile_cache=compile_cache)
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest pair in tokens, query, text and special tokens included."""
+        return self.config.max_seq_length
+
+    @property
+    def activation(self) -> str:
+        """What turns the logits into scores: "sigmoid", "softmax" or "none"."""
+        return self.config.activation
+
+    @property
+    def num_labels(self) -> int:
+        """Logits per pair: 1, or 2 (negative, positive)."""
+        return self.config.dimension
+
+    def compiled_model(self) -> ov.CompiledModel:
+        """The OpenVINO model `predict` runs: int64 [rows, width] token inputs (`input_ids`,
+        `attention_mask`, and `token_type_ids` where the model has it), float32
+        [rows, num_labels] logits out, before the activation."""
+        return self._compiled
+
+    def predict(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        batch_size: int = 32,
+        truncation: Truncation = "warn",
+        activation: Activation | None = None,
+    ) -> np.ndarray:
+        """Score each (query, text) pair; a float32 array of shape (len(pairs),).
+
+        Args:
+            pairs: (query, text) tuples or 2-item lists of str; "" is valid.
+            batch_size: pairs per inference call; pairs are sorted by length, padded per batch.
+            truncation: a pair over max_seq_length keeps its query whole and loses the end of
+                its text: "warn" scores it so and warns once with the count; "error" raises.
+            activation: this call's activation; None: the model's (see `activation`).
+
+        Raises:
+            TypeError: `pairs[i]` is not a pair of str (the message names it).
+            InvalidTextError: `pairs[i][j]` holds a lone surrogate.
+            TruncationError: with truncation="error", listing the over-long pairs' indices.
+            ValueError: a bad option, or `pairs[i]`'s query alone fills max_seq_length.
+        """
+        items = _check_pairs(pairs)
+        return self._scores(items, batch_size, truncation, activation, "pairs[{i}][{j}]")
+
+    def score(
+        self,
+        query: str,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        truncation: Truncation = "warn",
+        activation: Activation | None = None,
+    ) -> np.ndarray:
+        """Score each text against `query`; a float32 array of shape (len(texts),).
+
+        Args, Raises: as for `predict`; errors name a text as `texts[i]`, and `query` when the
+            query is not a valid str or is too long to leave room for any text.
+        """
+        check_text(query, "score(query=...)")
+        items = check_texts(texts)
+        return self._scores(
+            [(query, text) for text in items], batch_size, truncation, activation, "texts[{i}]"
+        )
+
+    def rank(
+        self,
+        query: str,
+        texts: Iterable[str],
+        *,
+        top_n: int | None = None,
+        batch_size: int = 32,
+        truncation: Truncation = "warn",
+        activation: Activation | None = None,
+    ) -> list[RankResult]:
+        """The texts best first (ties keep input order), at most `top_n` (None: all).
+
+        Args, Raises: as for `score`; also ValueError for `top_n` < 1.
+        """
+        if top_n is not None and top_n < 1:
+            raise ValueError(f"top_n must be at least 1 (or None for all), got {top_n}.")
+        items = check_texts(texts)
+        scores = self.score(
+            query, items, batch_size=batch_size, truncation=truncation, activation=activation
+        )
+        order = np.argsort(-scores, kind="stable")[:top_n]
+        return [RankResult(int(i), float(scores[i]), items[i]) for i in order]
+
+    def _scores(
+        self,
+        pairs: list[tuple[str, str]],
+        batch_size: int,
+        truncation: Truncation,
+        activation: Activation | None,
+        where: str,
+    ) -> np.ndarray:
+        _check_options(batch_size, truncation)
+        activation = activation or self.activation
+        _check_activation(activation, self.num_labels)
+        if not pairs:
+            return np.empty(0, dtype=np.float32)
+        encodings, truncated = self._tokenize(pairs, where)
+        if truncated:
+            self._truncated(truncated, len(pairs), truncation)
+        logits = np.empty((len(pairs), self.num_labels), dtype=np.float32)
+        for positions, width in self._tokenizer.plan(encodings, batch_size):
+            self._run(self._tokenizer.pad(encodings, positions, width), logits)
+        return _activate(logits, activation)
+
+    def _tokenize(self, pairs: list[tuple[str, str]], where: str) -> tuple[list, list[int]]:
+        try:
+            return self._tokenizer.tokenize(pairs)
+        except InvalidTextError:
+            bad = first_invalid_text(pairs)
+            assert bad is not None  # the tokenizer found one
+            part = 0 if first_invalid_text([pairs[bad][0]]) is not None else 1
+            if part == 0 and "{j}" not in where:
+                raise InvalidTextError("the query", pairs[bad][0]) from None
+            raise InvalidTextError(where.format(i=bad, j=part), pairs[bad][part]) from None
+        except Exception as err:  # tokenizers: "Sequence to truncate too short ..."
+            if "truncat" not in str(err).lower():
+                raise
+            self._raise_for_long_query(pairs, where, err)
+            raise
+
+    def _raise_for_long_query(
+        self, pairs: list[tuple[str, str]], where: str, cause: Exception
+    ) -> None:
+        for i, pair in enumerate(pairs):
+            try:
+                self._tokenizer.tokenize([pair])
+            except Exception:
+                name = "the query" if "{j}" not in where else where.format(i=i, j=0)
+                raise ValueError(
+                    f"{name} alone fills max_seq_length={self.max_seq_length} tokens, leaving "
+                    "no room for the text (only the text side of a pair is truncated). "
+                    "Shorten the query."
+                ) from cause
+
+    def _truncated(self, indices: list[int], count: int, truncation: Truncation) -> None:
+        if truncation == "error":
+            raise TruncationError(indices, self.max_seq_length)
+        warnings.warn(
+            f"{len(indices)} of {count} (query, text) pairs exceed max_seq_length="
+            f"{self.max_seq_length} tokens; their texts were cut to fit and scored so (first "
+            f'indices: {indices[:10]}). Pass truncation="error" to refuse them.',
+            TruncationWarning,
+            stacklevel=4,
+        )
+
+    def _run(self, batch: Batch, out: np.ndarray) -> None:
+        with self._idle_lock:
+            pool = self._idle.setdefault(batch.width, queue.SimpleQueue())
+        try:
+            request = pool.get_nowait()
+        except queue.Empty:
+            request = self._compiled.create_infer_request()
+        try:
+            request.infer(batch.inputs)
+            out[batch.positions] = request.get_output_tensor(0).data
+        finally:
+            pool.put(request)
+
+
+def _check_pairs(pairs: object) -> list[tuple[str, str]]:
+    """`pairs` as a list of (str, str), or a TypeError naming the first bad item."""
+    if isinstance(pairs, str):
+        raise TypeError("pairs must be a list of (query, text) pairs, not a string.")
+    if isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs):
+        raise TypeError(
+            "pairs must be a list of (query, text) pairs, not a single pair; wrap it: "
+            "predict([(query, text)])."
+        )
+    try:
+        items = list(pairs)  # type: ignore[call-overload]
+    except TypeError:
+        kind = type(pairs).__name__
+        raise TypeError(f"pairs must be a list of (query, text), got {kind}.") from None
+    checked = []
+    for i, pair in enumerate(items):
+        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(
+                f"pairs[{i}] is {type(pair).__name__}, not a (query, text) pair; give each "
+                "pair as a 2-tuple of strings."
+            )
+        for j, part in enumerate(pair):
+            if not isinstance(part, str):
+                raise TypeError(
+                    f"pairs[{i}][{j}] is {type(part).__name__}, not str; every query and text "
+                    'must be a string (use "" for an empty one).'
+                )
+        checked.append((pair[0], pair[1]))
+    return checked
