@@ -147,11 +147,13 @@ def test_command_line_quotes_and_leaves_out_unset_options() -> None:
 
 def test_a_newer_format_version_is_refused_with_the_fix(tmp_path: Path) -> None:
     from ipex_embeddings import ModelConfig, ModelFolderError
+    from ipex_embeddings.config import FORMAT_VERSION
 
     path = ModelConfig(pooling="mean", dimension=4, max_seq_length=8).save(tmp_path)
-    assert ModelConfig.load(tmp_path).format_version == 1
+    assert ModelConfig.load(tmp_path).format_version == FORMAT_VERSION
     raw = json.loads(path.read_text())
-    path.write_text(json.dumps({**raw, "format_version": 2}))
-    with pytest.raises(ModelFolderError, match="format_version 2") as caught:
+    newer = FORMAT_VERSION + 1
+    path.write_text(json.dumps({**raw, "format_version": newer}))
+    with pytest.raises(ModelFolderError, match=f"format_version {newer}") as caught:
         ModelConfig.load(tmp_path)
     assert "pip install -U ipex-embeddings" in str(caught.value)
