@@ -334,11 +334,21 @@ def test_scores_do_not_depend_on_padding_batching_or_threads(
         np.testing.assert_array_equal(result, alone[i])
 
 
-def test_default_calibration_pairs_mix_judged_and_random_passages() -> None:
+def test_default_calibration_pairs_mix_judged_and_bm25_hard_negatives() -> None:
+    from ipex_embeddings_builder.bm25 import bm25_candidates
     from ipex_embeddings_builder.cross_encoder import default_calibration_pairs
+    from ipex_embeddings_builder.data import document_text, load_beir
 
     pairs = default_calibration_pairs(300)
     assert len(pairs) == 300 and len(set(pairs)) > 250
+    data = load_beir(split="train")
+    judged = {(data.queries[q], document_text(data.corpus[d])) for q in data.qrels
+              for d in data.qrels[q]}
+    top = {(data.queries[q], document_text(data.corpus[found[0][0]]))
+           for q, found in bm25_candidates(data, 10).items() if found[0][0] not in data.qrels[q]}
+    negatives = [p for p in pairs if p not in judged]
+    assert 100 < len(negatives) < 200  # about half
+    assert sum(p in top for p in negatives) > 0.8 * len(negatives)  # mostly BM25's first
     assert all(isinstance(q, str) and q and isinstance(t, str) and t for q, t in pairs)
     assert default_calibration_pairs(300) == pairs  # reproducible
 

@@ -455,4 +455,9 @@ def run_build(options: BuildOptions) -> str | None:
     _check_output(options.output.expanduser().resolve(), options.overwrite)
     if options.push_to and not options.dry_run:
         check_token(options.push_to)  # fail in seconds, not after a long build
+    from .cross_build import CrossEncoderBuild, cross_encoder_source
+
+    cross_encoder = cross_encoder_source(options.model, options.revision)
+    if cross_encoder is not None:
+        return CrossEncoderBuild(options, *cross_encoder).run()
     return Build(options).run()

@@ -41,7 +41,11 @@ ST_ACTIVATIONS = {
     "torch.nn.modules.linear.Identity": "none",
 }
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}  # ids start after padding
-DEFAULT_PAIRS_NAME = "SciFact train queries with judged and random passages (vendored)"
+DEFAULT_PAIRS_NAME = (
+    "SciFact train queries with judged passages and BM25 hard negatives (vendored)"
+)
+HARD_NEGATIVE_DEPTH = 10
+"""BM25 candidates searched for each query's hard negative (the best one not judged)."""
 
 
 @dataclass
@@ -193,18 +197,24 @@ def export_cross_encoder(source: CrossEncoderSource) -> Any:
 
 
 def default_calibration_pairs(samples: int = 300, seed: int = 0) -> list[tuple[str, str]]:
-    """(query, passage) pairs from the vendored SciFact train split: half each query's judged
-    passage, half a random one, shuffled with `seed`, so both ends of the score range are seen."""
+    """(query, passage) pairs from the vendored SciFact train split: each query's judged
+    passage and its best BM25 candidate that is not judged (a hard negative, from
+    `bm25.Bm25Index`), shuffled with `seed` and cut to `samples`, so that calibration sees
+    the close calls a reranker is used for, at both ends of the score range."""
+    from .bm25 import bm25_candidates
     from .data import SCIFACT_DIR, document_text, load_beir
 
     data = load_beir(SCIFACT_DIR, split="train")
+    candidates = bm25_candidates(data, HARD_NEGATIVE_DEPTH)
     rng = random.Random(seed)
-    doc_ids = sorted(data.corpus)
     pairs = []
     for qid in sorted(data.qrels):
         query = data.queries[qid]
-        pairs.append((query, document_text(data.corpus[sorted(data.qrels[qid])[0]])))
-        pairs.append((query, document_text(data.corpus[rng.choice(doc_ids)])))
+        judged = sorted(data.qrels[qid])
+        pairs.append((query, document_text(data.corpus[judged[0]])))
+        negative = next((d for d, _ in candidates[qid] if d not in data.qrels[qid]), None)
+        if negative is not None:
+            pairs.append((query, document_text(data.corpus[negative])))
     rng.shuffle(pairs)
     return pairs[:samples]
 
@@ -255,6 +265,7 @@ def quantize_cross_encoder(
     preset: str = "mixed",
     source_model: str | None = None,
     overwrite: bool = False,
+    calibration_name: str | None = None,
 ) -> ModelConfig:
     """Export a local cross-encoder folder and write a runtime model folder at `output`.
 
@@ -271,6 +282,8 @@ def quantize_cross_encoder(
         preset: NNCF's quantization preset ("mixed" or "performance").
         source_model: the source's name in the model JSON; None: the folder's name.
         overwrite: replace a non-empty `output`.
+        calibration_name: what the given pairs are, for the model JSON; None: "given pairs"
+            (or the default pairs' name when `calibration_pairs` is None).
 
     Returns:
         The written `ModelConfig`.
@@ -298,13 +311,14 @@ def quantize_cross_encoder(
         ov_model = export_cross_encoder(found)
         if pairs is not None:
             ov_model = _quantize(ov_model, found, pairs, preset)
-        record = _record(pairs, calibration_pairs is None, preset, time.perf_counter() - started)
+        name = DEFAULT_PAIRS_NAME if calibration_pairs is None else calibration_name
+        record = _record(pairs, name, preset, time.perf_counter() - started)
         config = _save_folder(ov_model, staging, found, precision, record, pairs, source_model)
     return config
 
 
 def _record(
-    pairs: Sequence[tuple[str, str]] | None, default: bool, preset: str, seconds: float
+    pairs: Sequence[tuple[str, str]] | None, name: str | None, preset: str, seconds: float
 ) -> dict[str, Any]:
     """The model JSON's quantization record: names and counts, never a path."""
     return {
@@ -313,7 +327,7 @@ def _record(
         "model_type": "transformer",
         "samples": len(pairs or []),
         "calibration_source": (
-            (DEFAULT_PAIRS_NAME if default else "given pairs") if pairs else None
+            (name or "given pairs") if pairs else None
         ),
         "seconds": round(seconds, 1),
     }

@@ -360,9 +360,10 @@ def _check_kind(path: Path, config: dict) -> None:
     if st_type not in (None, "SentenceTransformer") or heads or "sentence_transformers" in config:
         what = ", ".join(heads) or st_type or "a sentence-transformers CrossEncoder"
         raise SourceModelError(
-            f"{path} is a cross-encoder or another task head ({what}); ipex-embed quantize builds "
-            "bi-encoders (text -> vector), and building this one would drop its head. Use a "
-            "cross-encoder builder, or an embedding model."
+            f"{path} has a task head ({what}) and is not a cross-encoder ipex-embed builds: it "
+            "builds bi-encoders (text -> vector; building this one would drop its head) and "
+            "cross-encoders (*ForSequenceClassification with one or two labels, or a "
+            "sentence-transformers CrossEncoder folder). Use an embedding model or a reranker."
         )
 
 

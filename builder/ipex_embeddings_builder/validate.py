@@ -457,6 +457,14 @@ def run_validation(
         SourceModelError: the fp32 source model cannot be found.
     """
     model_dir = Path(model_dir)
+    if _is_cross_encoder(model_dir):  # reranked SciFact candidates, not mteb tasks
+        from .rerank_validation import validate_cross_encoder
+
+        if tasks or beir_dirs or split != "test":
+            raise OptionError("A cross-encoder is validated by reranking SciFact's test claims; "
+                              "--task, --beir-dir and --split do not apply.")
+        return validate_cross_encoder(model_dir, max_loss=max_loss, subset=subset,
+                                      reference=reference, write=write)
     built = build_tasks(tasks, beir_dirs, split=split, subset=subset)
     report = compare_with_reference(
         model_dir,
@@ -473,6 +481,15 @@ def run_validation(
     if write:
         report.write(model_dir)
     return report
+
+
+def _is_cross_encoder(model_dir: Path) -> bool:
+    from ipex_embeddings import ModelConfig
+
+    try:
+        return ModelConfig.load(model_dir).kind == "cross-encoder"
+    except Exception:  # not a model folder: the bi-encoder path says what is wrong, as before
+        return False
 
 
 def gate_failure(report: dict[str, Any]) -> str:

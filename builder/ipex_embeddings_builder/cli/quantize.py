@@ -60,6 +60,9 @@ def quantize_command(
 
     started = time.perf_counter()
     with library_errors():
+        if _quantize_cross_encoder(model, output, calibration, samples, precision, overwrite,
+                                   max_loss, overrides):
+            return
         source = inspect_source(model, **overrides)  # type: ignore[arg-type]
         calib = load_calibration(calibration, samples)
         click.echo(
@@ -99,3 +102,32 @@ def _tune(
                 err=True,
             )
     return result.config
+
+
+def _quantize_cross_encoder(
+    model: str, output: Path, calibration: Path | None, samples: int, precision: str,
+    overwrite: bool, max_loss: float | None, overrides: dict[str, str | int | None],
+) -> bool:
+    """Build MODEL as a cross-encoder folder if it is one; False when it is not."""
+    from ..cross_build import (
+        cross_encoder_source,
+        quantize_cross_encoder_source,
+        refuse_bi_encoder_options,
+    )
+
+    found = cross_encoder_source(model, overrides.get("revision"))  # type: ignore[arg-type]
+    if found is None:
+        return False
+    refuse_bi_encoder_options({"--calibration": calibration, "--max-loss": max_loss, **{
+        f"--{k.replace('_', '-')}": v for k, v in overrides.items()
+        if k not in ("revision", "max_seq_length")}})
+    started = time.perf_counter()
+    click.echo(f"Quantizing cross-encoder {found[1]} to {precision}"
+               + (f" with {samples} SciFact train (query, passage) pairs" * (precision == "int8")))
+    config = quantize_cross_encoder_source(
+        found[0], found[1], output, precision=precision, samples=samples,
+        max_seq_length=overrides.get("max_seq_length"), overwrite=overwrite,  # type: ignore
+    )
+    click.echo(f"Wrote {output} (cross-encoder, {config.precision}, {config.dimension} logit(s), "
+               f"{config.activation}) in {time.perf_counter() - started:.1f} s")
+    return True
