@@ -282,8 +282,7 @@ def quantize_cross_encoder(
         preset: NNCF's quantization preset ("mixed" or "performance").
         source_model: the source's name in the model JSON; None: the folder's name.
         overwrite: replace a non-empty `output`.
-        calibration_name: what the given pairs are, for the model JSON; None: "given pairs"
-            (or the default pairs' name when `calibration_pairs` is None).
+        calibration_name: the given pairs' name in the model JSON (None: "given pairs").
 
     Returns:
         The written `ModelConfig`.
@@ -300,9 +299,8 @@ def quantize_cross_encoder(
     found = inspect_cross_encoder(source, max_seq_length=max_seq_length, activation=activation)
     pairs = None
     if precision == "int8":
-        pairs = list(calibration_pairs) if calibration_pairs is not None else (
-            default_calibration_pairs()
-        )
+        pairs = list(calibration_pairs if calibration_pairs is not None
+                     else default_calibration_pairs())
         if not pairs:
             raise ValueError("calibration_pairs is empty; int8 needs (query, passage) pairs.")
     started = time.perf_counter()
