@@ -10,7 +10,7 @@ sentence-transformers' `CrossEncoder` (1 label, so a sigmoid score) trained by i
 batch 16, AdamW lr 5e-5 with 10 % linear warmup, everything seeded.
 The head is new (initialised from the seed); the encoder starts from all-MiniLM-L6-v2's weights.
 
-Run (about 10 minutes on 2 busy CPU cores, at 128 tokens a pair and 1,100 pairs):
+Run (838 s measured on 2 CPU cores shared with other jobs; 1,064 pairs of 128 tokens):
     python benchmarks/train_cross_encoder_scifact.py OUTPUT_DIR --max-length 128 \
         --negatives 1 --claims 500
 
