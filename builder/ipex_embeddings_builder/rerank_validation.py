@@ -105,6 +105,8 @@ def _scored(model_dir: Path, reference: Path, pairs: list) -> tuple[Any, dict[st
     from ipex_embeddings import CrossEncoder, TruncationWarning
 
     model = CrossEncoder.load(model_dir)
+    logger.info("  scoring %d pairs with %s (OpenVINO), then fp32 (sentence-transformers)",
+                len(pairs), model.config.precision)
     scores, seconds = {}, {}
     started = time.perf_counter()
     with warnings.catch_warnings():

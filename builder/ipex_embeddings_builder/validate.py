@@ -513,7 +513,7 @@ def gate_failure(report: dict[str, Any]) -> str:
 def gate_error(report: ValidationReport) -> GateFailed:
     """The error that a failed `report` raises on the command line: what failed, and the fix."""
     rebuild = command_line("quantize", options=[("--max-loss", float(report.max_loss))])
-    return GateFailed(
-        gate_failure(json.loads(report.to_json()))
-        + f" Rebuild with `{rebuild}` to keep the most sensitive layers in higher precision."
-    )
+    fix = (f" Rebuild with `{rebuild}` to keep the most sensitive layers in higher precision."
+           if not hasattr(report, "first_stage")  # a cross-encoder's `RerankReport`: no tuning
+           else " Use the fp32 folder (`ipex-embed quantize --precision fp32`) if it matters.")
+    return GateFailed(gate_failure(json.loads(report.to_json())) + fix)
