@@ -468,7 +468,9 @@ def test_weights_that_do_not_load_stop_the_build(tiny_bert, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("how", ["architectures", "cross-encoder folder", "saved CrossEncoder"])
-def test_cross_encoders_are_refused(tiny_bert, tmp_path: Path, how: str) -> None:
+def test_cross_encoders_are_built_as_such_and_other_heads_refused(
+    tiny_bert, tmp_path: Path, how: str
+) -> None:
     source = tiny_bert("ce", pooling=None)
     if how == "saved CrossEncoder":  # as sentence-transformers 6.2 saves a 1-label reranker
         from sentence_transformers import CrossEncoder
@@ -483,10 +485,20 @@ def test_cross_encoders_are_refused(tiny_bert, tmp_path: Path, how: str) -> None
                    id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
     else:
         _edit_json(source / "config_sentence_transformers.json", model_type="CrossEncoder")
-    for extra in ([], ["--pooling", "mean"]):  # the override does not turn it into a bi-encoder
-        code, output = quantize_cli(str(source), "--output", str(tmp_path / "out"), *extra)
-        assert code != 0 and "cross-encoder" in output and "builds bi-encoders" in output
-        assert "--pooling" not in output
+    if how == "cross-encoder folder":  # says CrossEncoder, but has no classification head
+        for extra in ([], ["--pooling", "mean"]):  # the override does not make it a bi-encoder
+            code, output = quantize_cli(str(source), "--output", str(tmp_path / "out"), *extra)
+            assert code != 0 and "cross-encoder" in output and "builds bi-encoders" in output
+            assert "--pooling" not in output
+        return
+    # A sequence classifier is built as a cross-encoder (tests/test_cross_build.py), never
+    # as a bi-encoder: --pooling does not apply to it.
+    code, output = quantize_cli(str(source), "--output", str(tmp_path / "out"), "--pooling",
+                                "mean")
+    assert code == 2 and "--pooling" in output and "cross-encoder" in output
+    code, output = quantize_cli(str(source), "--output", str(tmp_path / "out"), "--precision",
+                                "fp32")
+    assert code == 0 and ModelConfig.load(tmp_path / "out").kind == "cross-encoder"
 
 
 def test_pooling_override_works_as_the_message_says(tiny_bert) -> None:

@@ -1,11 +1,12 @@
 """Cross-encoder sources through `ipex-embed quantize` and `ipex-embed build`.
 
-`cross_encoder_source` tells a cross-encoder (a `*ForSequenceClassification` transformers folder,
-or a sentence-transformers `CrossEncoder` save) from a bi-encoder, so the commands can send each
-to its own path. `quantize_cross_encoder_source` is `quantize`'s, and `CrossEncoderBuild` is
-`build`'s: quantize (int8, calibrated on SciFact train pairs with BM25 hard negatives) ->
-validate (SciFact test claims' BM25 candidates reranked, int8 next to fp32, gated) -> card ->
-publish, resumable like the bi-encoder build, whose stage runner and publishing it reuses.
+`cross_encoder_source` tells a cross-encoder (a `*ForSequenceClassification` transformers
+folder, or a sentence-transformers `CrossEncoder` save, which is one) from a bi-encoder, so the
+commands can send each to its own path. `quantize_cross_encoder_source` is `quantize`'s, and
+`CrossEncoderBuild` is `build`'s: quantize (int8, calibrated on SciFact train pairs with BM25
+hard negatives) -> validate (SciFact test claims' BM25 candidates reranked, int8 next to fp32,
+gated) -> card -> publish, resumable like the bi-encoder build, whose stage runner and
+publishing it reuses.
 """
 
 from __future__ import annotations
@@ -40,18 +41,14 @@ SOURCE_FILES = ("config.json", "tokenizer.json", "config_sentence_transformers.j
 
 def is_cross_encoder_folder(path: Path) -> bool:
     """Whether a local model folder holds a cross-encoder: a `*ForSequenceClassification`
-    architecture, or sentence-transformers' `model_type: CrossEncoder`."""
-    def read(name: str) -> dict[str, Any]:
-        try:
-            found = json.loads((path / name).read_text())
-        except (OSError, ValueError):
-            return {}
-        return found if isinstance(found, dict) else {}
-
-    architectures = read("config.json").get("architectures") or []
-    return read("config_sentence_transformers.json").get("model_type") == "CrossEncoder" or any(
-        str(a).endswith("ForSequenceClassification") for a in architectures
-    )
+    architecture (as transformers and sentence-transformers' `CrossEncoder.save` write it).
+    Anything else that claims to be one is refused by `source.inspect_source`, by name."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    architectures = (config.get("architectures") if isinstance(config, dict) else None) or []
+    return any(str(a).endswith("ForSequenceClassification") for a in architectures)
 
 
 def cross_encoder_source(model: str, revision: str | None = None) -> tuple[Path, str] | None:
