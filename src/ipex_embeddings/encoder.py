@@ -22,7 +22,8 @@ from .folder import check_model_folder, resolve_model_folder
 from .pooling import PROMPT_LENGTH_INPUT, add_pooling
 
 __all__ = [
-    "Encoder", "TruncationWarning", "available_cores", "default_compile_cache", "openvino_core",
+    "Encoder", "TruncationWarning", "available_cores", "compile_settings", "default_compile_cache",
+    "openvino_core",
 ]
 
 Kind = Literal["query", "document"]
@@ -64,6 +65,33 @@ def openvino_core() -> ov.Core:
         return _core
 
 
+def compile_settings(
+    config: ModelConfig,
+    threads: int,
+    streams: int,
+    compile_cache: str | os.PathLike[str] | bool,
+) -> dict[str, object]:
+    """The OpenVINO CPU properties every model of this package compiles with.
+
+    Args:
+        config: the folder's JSON (its `inference_precision` is the hint for non-int8 layers).
+        threads: INFERENCE_NUM_THREADS.
+        streams: NUM_STREAMS; 1 asks for the LATENCY hint, more for THROUGHPUT.
+        compile_cache: a folder for the compiled-model cache, True for `default_compile_cache()`,
+            False for none.
+    """
+    properties: dict[str, object] = {
+        "INFERENCE_PRECISION_HINT": config.inference_precision,
+        "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": streams,
+        "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+    }
+    if compile_cache:
+        cache = default_compile_cache() if compile_cache is True else Path(compile_cache)
+        properties["CACHE_DIR"] = str(cache)
+    return properties
+
+
 def _check_options(batch_size: int, truncation: str) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -100,10 +128,7 @@ class Encoder:
         self.streams = streams
         # OpenVINO keys cached blobs by model content and settings: a second load skips most
         # of the compile (about 1 s -> 0.3 s for MiniLM here).
-        self._cache_dir = (
-            None if not compile_cache
-            else default_compile_cache() if compile_cache is True else Path(compile_cache)
-        )
+        self._compile_cache = compile_cache
         # Pooling runs inside the graph: the compiled models return [rows, dimension] vectors.
         self._model = add_pooling(
             openvino_core().read_model(folder / config.model_file), config.pooling,
@@ -191,14 +216,9 @@ class Encoder:
     def _compile(self, streams: int) -> ov.CompiledModel:
         with self._compile_lock:
             if streams not in self._compiled:
-                properties = {
-                    "INFERENCE_PRECISION_HINT": self.config.inference_precision,
-                    "INFERENCE_NUM_THREADS": self.threads,
-                    "NUM_STREAMS": streams,
-                    "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
-                }
-                if self._cache_dir is not None:
-                    properties["CACHE_DIR"] = str(self._cache_dir)
+                properties = compile_settings(
+                    self.config, self.threads, streams, self._compile_cache
+                )
                 self._compiled[streams] = openvino_core().compile_model(
                     self._model, "CPU", properties
                 )
