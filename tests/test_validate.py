@@ -228,7 +228,7 @@ def test_prompt_type_maps_to_the_folders_prompts(tiny_bert, tmp_path: Path) -> N
 
     from ipex_embeddings import Encoder
     from ipex_embeddings_builder.calibration import load_calibration
-    from ipex_embeddings_builder.mteb_model import EncoderModel, TorchReferenceModel
+    from ipex_embeddings_builder.mteb_model import EncoderModel, SourceReferenceModel
     from ipex_embeddings_builder.mteb_tasks import SciFactLocal
     from ipex_embeddings_builder.quantize import QuantizeOptions, quantize_to_folder
     from ipex_embeddings_builder.source import inspect_source
@@ -244,7 +244,7 @@ def test_prompt_type_maps_to_the_folders_prompts(tiny_bert, tmp_path: Path) -> N
         QuantizeOptions(precision="fp32"),
     )
     encoder = Encoder.load(folder)
-    ours, reference = EncoderModel(encoder), TorchReferenceModel(source, encoder.config)
+    ours, reference = EncoderModel(encoder), SourceReferenceModel(source)
     assert isinstance(ours, EncoderProtocol) and isinstance(reference, EncoderProtocol)
     texts = ["cell protein study", "gene risk in patients", ""]
     batches = [{"text": texts[:2]}, {"text": texts[2:]}]
