@@ -178,3 +178,52 @@ def test_adapters_refuse_packed_bits(folder: Path, precision: str) -> None:
         IPEXEmbedding(str(folder), output_precision=precision)
     with pytest.raises(ValueError, match="float lists"):
         IPEXRerank(str(folder), output_precision=precision)
+
+
+# --- validate: the retrieval cost of a smaller output size ------------------------------------
+
+
+def test_validate_scores_the_smaller_size_next_to_full_size(folder: Path, tmp_path: Path) -> None:
+    from ipex_embeddings_builder.validate import run_validation
+
+    report = run_validation(
+        folder, tasks=["SciFact"], split="train", subset=5, cache_dir=tmp_path / "cache",
+        reference=str(folder.parent / "source"), write=False, min_cosine=None,
+        truncate_dim=8, output_precision="binary",
+    )
+    row = report.rows[0]
+    assert report.output_size == "8-d binary" and row.smaller is not None
+    assert row.smaller_loss == pytest.approx(100 * (row.quantized - row.smaller) / row.quantized)
+    assert "8-d binary" in report.to_markdown() and "Loss vs full size" in report.to_markdown()
+    assert "--truncate-dim 8 --output-precision binary" in report.command
+    assert json.loads(report.to_json())["rows"][0]["smaller"] == row.smaller
+
+
+@pytest.mark.parametrize("precision", ["binary", "ubinary", "int8"])
+def test_the_mteb_model_scores_what_encode_gives(encoder: Encoder, precision: str) -> None:
+    from ipex_embeddings_builder.mteb_model import EncoderModel, OutputSizeModel
+
+    smaller = OutputSizeModel(EncoderModel(encoder), 8, precision)
+    vectors = smaller.embed(TEXTS, "document", 32)
+    given = encoder.encode(TEXTS, truncate_dim=8, precision=precision, ranges=smaller.ranges)
+    if precision.endswith("binary"):  # +1/-1 per bit: cosine ranks as Hamming distance does
+        bits = np.unpackbits(given.view(np.uint8) ^ (np.uint8(128) if precision == "binary"
+                                                    else np.uint8(0)), axis=1)
+        np.testing.assert_array_equal(vectors, bits.astype(np.float32) * 2 - 1)
+    else:
+        assert smaller.ranges is not None and smaller.ranges.shape == (2, 8)
+        np.testing.assert_array_equal(vectors, given.astype(np.float32))
+
+
+def test_validate_refuses_a_size_the_model_cannot_give(folder: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ipex_embeddings_builder.cli import main
+
+    result = CliRunner().invoke(main, [
+        "validate", str(folder), "--task", "SciFact", "--subset", "2", "--truncate-dim", "64",
+        "--reference", str(folder.parent / "source"), "--cache-dir", str(tmp_path),
+    ])
+    assert result.exit_code != 0 and "truncate_dim=64 is not valid" in result.output
+    bad = CliRunner().invoke(main, ["validate", str(folder), "--output-precision", "int4"])
+    assert bad.exit_code == 2 and "int4" in bad.output
