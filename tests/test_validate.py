@@ -294,3 +294,15 @@ def test_the_reference_is_the_source_as_shipped(demo_source_dir: Path) -> None:
     for kind in ("query", "document"):
         expected = rebuilt.encode(texts, batch_size=32, convert_to_numpy=True)
         np.testing.assert_allclose(shipped.embed(texts, kind, 32), expected, atol=1e-6)
+
+
+def test_the_reference_picks_the_sources_own_prompt_names(tiny_bert) -> None:
+    """E5-style "passage" is the document prompt, though sentence-transformers adds an empty
+    "document" prompt to every model."""
+    from ipex_embeddings_builder.mteb_model import SourceReferenceModel
+
+    source = tiny_bert("e5", pooling="mean", prompts={"query": "query: ", "passage": "passage: "})
+    reference = SourceReferenceModel(source)
+    assert reference.prompt_names == {"query": "query", "document": "passage"}
+    plain = SourceReferenceModel(tiny_bert("plain", pooling="mean"))
+    assert plain.prompt_names == {"query": None, "document": None}

@@ -163,14 +163,16 @@ class SourceReferenceModel(_TextModel):
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        from .source import DOCUMENT_PROMPT_NAMES, read_truncate_dim
+        from .source import DOCUMENT_PROMPT_NAMES, read_st_config
 
         transformers.utils.logging.disable_progress_bar()
         self.model = SentenceTransformer(
-            str(source), device="cpu", truncate_dim=read_truncate_dim(source),
+            str(source), device="cpu", truncate_dim=read_st_config(source).get("truncate_dim"),
             model_kwargs={"use_safetensors": True, "dtype": torch.float32},
         ).eval()
-        prompts = self.model.prompts
+        # The names the source's file gives: sentence-transformers adds an empty "document"
+        # (and "query") prompt to every model, which would hide E5's "passage".
+        prompts = read_st_config(source).get("prompts") or {}
         self.prompt_names = {
             "query": "query" if "query" in prompts else None,
             "document": next((n for n in DOCUMENT_PROMPT_NAMES if n in prompts), None),
@@ -178,7 +180,7 @@ class SourceReferenceModel(_TextModel):
         self.dimension = int(self.model.get_embedding_dimension())
         self.mteb_model_meta = _meta(
             source.name, revision, self.dimension, int(self.model.max_seq_length),
-            any(prompts.values()), ["PyTorch", "Sentence Transformers"],
+            any(self.model.prompts.values()), ["PyTorch", "Sentence Transformers"],
         )
 
     def embed(self, texts: list[str], kind: str, batch_size: int) -> np.ndarray:

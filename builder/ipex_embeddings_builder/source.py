@@ -19,7 +19,7 @@ from .errors import SourceModelError
 
 __all__ = [
     "DECODER_MODEL_TYPES", "DenseLayer", "SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError",
-    "inspect_source", "read_truncate_dim",
+    "inspect_source", "read_st_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -349,17 +349,21 @@ def _prompts(path: Path) -> tuple[str, str]:
     return query, document
 
 
-def read_truncate_dim(path: Path) -> Any:
-    """The `truncate_dim` of the source folder's config_sentence_transformers.json, unchecked;
-    None when it sets none."""
-    return (_read_json(path / "config_sentence_transformers.json") or {}).get("truncate_dim")
+def read_st_config(path: Path) -> dict[str, Any]:
+    """The source folder's config_sentence_transformers.json, unchecked; {} when it has none.
+
+    Raises:
+        SourceModelError: the file is not valid JSON.
+    """
+    config = _read_json(path / "config_sentence_transformers.json")
+    return config if isinstance(config, dict) else {}
 
 
 def _truncate_dim(path: Path, dimension: int) -> int | None:
     """config_sentence_transformers.json's `truncate_dim` (the authors' Matryoshka size), checked
     to fit the model's `dimension`; recorded in the folder, where `Encoder` honours it."""
     where = path / "config_sentence_transformers.json"
-    value = read_truncate_dim(path)
+    value = read_st_config(path).get("truncate_dim")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= dimension:
