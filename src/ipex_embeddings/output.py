@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "FLOAT_PRECISION", "OUTPUT_PRECISIONS", "check_output_precision", "check_truncate_dim",
-    "output_width", "quantization_ranges", "quantize", "truncate",
+    "quantization_ranges", "quantize", "truncate",
 ]
 
 OUTPUT_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
@@ -89,11 +89,6 @@ def quantization_ranges(vectors: np.ndarray) -> np.ndarray:
             f"{vectors.shape}; embed a representative sample of your texts (hundreds)."
         )
     return np.vstack((vectors.min(axis=0), vectors.max(axis=0)))
-
-
-def output_width(dimension: int, precision: str) -> int:
-    """Columns of the output: `dimension`, or ceil(dimension / 8) bytes for (u)binary."""
-    return (dimension + 7) // 8 if precision.endswith("binary") else dimension
 
 
 def truncate(vectors: np.ndarray, truncate_dim: int | None, normalize: bool) -> np.ndarray:
