@@ -13,6 +13,26 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the Hub cannot be reached here; fail fast if asked
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+INTEGRATION_FIXTURES = frozenset({"demo_int8_dir", "demo_fp32_dir", "demo_source_dir", "tiny_bert"})
+"""Fixtures that build or load a real model: a test using one (directly or through another
+fixture) belongs to the integration tier."""
+INTEGRATION_MODULES = frozenset({
+    "test_build", "test_cross_encoder", "test_examples", "test_families", "test_ray", "test_spark",
+    "test_stores", "test_tuning",
+})
+"""Modules whose tests all run models, mteb, stores, Ray or Spark (some build them inline)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two tiers, both run by the README's test command: `-m "not integration"` is the fast
+    offline unit tier (config, batching, errors, ranking, CLI parsing, card rendering)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in INTEGRATION_MODULES or fixtures & INTEGRATION_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+
+
 WORDS = [
     "the",
     "a",

@@ -464,6 +464,8 @@ def test_llama_index_cross_encoder_rerank_never_mutates_its_inputs(
         assert kept.node.metadata["retrieval_score"] == before[i].score
     with pytest.raises(ValueError, match="cross-encoder.*no prompts"):
         IPEXRerank(str(fp32_dirs["bert"]), query_instruction="q: ", compile_cache=False)
+    with pytest.raises(ValueError, match=r"gives scores, not vectors.*\['truncate_dim'\]"):
+        IPEXRerank(str(fp32_dirs["bert"]), truncate_dim=8, compile_cache=False)
 
 
 def test_langchain_contextual_compression_with_the_cross_encoder(

@@ -513,7 +513,7 @@ def test_pooling_override_works_as_the_message_says(tiny_bert) -> None:
 @pytest.mark.parametrize(
     ("file", "change", "match"),
     [
-        ("config_sentence_transformers.json", {"truncate_dim": 16}, "truncate_dim=16.*Remove"),
+        ("config_sentence_transformers.json", {"truncate_dim": 999}, "truncate_dim=999.*from 1 to"),
         ("config_sentence_transformers.json", {"similarity_fn_name": "euclidean"},
          "similarity_fn_name='euclidean'"),
         ("config_sentence_transformers.json", {"default_prompt_name": "nope"},

@@ -228,7 +228,7 @@ def test_prompt_type_maps_to_the_folders_prompts(tiny_bert, tmp_path: Path) -> N
 
     from ipex_embeddings import Encoder
     from ipex_embeddings_builder.calibration import load_calibration
-    from ipex_embeddings_builder.mteb_model import EncoderModel, TorchReferenceModel
+    from ipex_embeddings_builder.mteb_model import EncoderModel, SourceReferenceModel
     from ipex_embeddings_builder.mteb_tasks import SciFactLocal
     from ipex_embeddings_builder.quantize import QuantizeOptions, quantize_to_folder
     from ipex_embeddings_builder.source import inspect_source
@@ -244,7 +244,7 @@ def test_prompt_type_maps_to_the_folders_prompts(tiny_bert, tmp_path: Path) -> N
         QuantizeOptions(precision="fp32"),
     )
     encoder = Encoder.load(folder)
-    ours, reference = EncoderModel(encoder), TorchReferenceModel(source, encoder.config)
+    ours, reference = EncoderModel(encoder), SourceReferenceModel(source)
     assert isinstance(ours, EncoderProtocol) and isinstance(reference, EncoderProtocol)
     texts = ["cell protein study", "gene risk in patients", ""]
     batches = [{"text": texts[:2]}, {"text": texts[2:]}]
@@ -268,3 +268,41 @@ def test_missing_source_model_asks_for_reference(demo_int8_dir: Path, tmp_path: 
     (folder / "ipex_embeddings.json").write_text(json.dumps(config))
     with pytest.raises(Exception, match="--reference"):
         run_validation(folder, tasks=["SciFact"], subset=2, cache_dir=tmp_path / "cache")
+
+
+def test_the_reference_is_the_source_as_shipped(demo_source_dir: Path) -> None:
+    """`SentenceTransformer(source)` gives the demo the vectors the reference rebuilt from the
+    imported settings gave (Transformer -> Pooling -> Normalize), so its scores are unchanged."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    from ipex_embeddings_builder.mteb_model import SourceReferenceModel
+    from ipex_embeddings_builder.source import inspect_source
+
+    source = inspect_source(str(demo_source_dir))
+    rebuilt = SentenceTransformer(modules=[
+        Transformer(str(demo_source_dir), max_seq_length=source.max_seq_length,
+                    model_kwargs={"use_safetensors": True, "dtype": torch.float32}),
+        Pooling(source.dimension, pooling_mode=source.pooling),
+        Normalize(),
+    ], device="cpu").eval()
+    data = load_beir(SCIFACT_DIR, "test")
+    texts = [d["text"] for d in list(data.corpus.values())[:12]]
+    texts += [*list(data.queries.values())[:5], "", " ", "日本語", "x " * 600]
+    shipped = SourceReferenceModel(demo_source_dir)
+    for kind in ("query", "document"):
+        expected = rebuilt.encode(texts, batch_size=32, convert_to_numpy=True)
+        np.testing.assert_allclose(shipped.embed(texts, kind, 32), expected, atol=1e-6)
+
+
+def test_the_reference_picks_the_sources_own_prompt_names(tiny_bert) -> None:
+    """E5-style "passage" is the document prompt, though sentence-transformers adds an empty
+    "document" prompt to every model."""
+    from ipex_embeddings_builder.mteb_model import SourceReferenceModel
+
+    source = tiny_bert("e5", pooling="mean", prompts={"query": "query: ", "passage": "passage: "})
+    reference = SourceReferenceModel(source)
+    assert reference.prompt_names == {"query": "query", "document": "passage"}
+    plain = SourceReferenceModel(tiny_bert("plain", pooling="mean"))
+    assert plain.prompt_names == {"query": None, "document": None}

@@ -269,7 +269,8 @@ def _model_section(config: ModelConfig) -> str:
     ]
     prompt_text = "; ".join(p for p in prompts if p) or "no prompts are added"
     lines = [
-        f"- Output: {config.dimension}-dimensional float32 vectors, {config.pooling} pooling, "
+        f"- Output: {config.truncate_dim or config.dimension}-dimensional float32 vectors, "
+        f"{config.pooling} pooling, "
         f"{'L2-normalised' if config.normalize else 'not normalised'}; {prompt_text}.",
         f"- Longest input: {config.max_seq_length} tokens (longer texts are truncated with a "
         'warning, or refused with `truncation="error"`).',

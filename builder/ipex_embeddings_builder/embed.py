@@ -207,7 +207,9 @@ def write_shard(
     when complete, so a shard file that exists is always whole."""
     good, bad = check_rows(rows, options.text_fields, options.id_field)
     texts = [" ".join(str(values[i]) for values in rows.texts) for i in good]
-    vectors = encoder.encode(texts, options.kind, batch_size=options.batch_size)
+    # float32 shards whatever the folder's output_precision (truncate_dim is honoured).
+    vectors = encoder.encode(texts, options.kind, batch_size=options.batch_size,
+                             precision="float32")
     if rows.ids is None:
         ids = [f"{rows.shard.file.name}:{rows.rows[i]}" for i in good]
     else:

@@ -1,8 +1,10 @@
 """mteb model wrappers: our OpenVINO `Encoder`, and the fp32 PyTorch reference it is judged by.
 
-Both map mteb's `prompt_type` to the model folder's query and document prompts, read the same
-max_seq_length, pooling and normalisation from the folder's config, and score with cosine, so
-that the only difference between them is the runtime and the precision.
+The reference is the source as its authors ship it: `SentenceTransformer(source)`, with its own
+prompts, pooling, Dense, Normalize, do_lower_case, max_seq_length and truncate_dim, read by
+sentence-transformers from the source's files, never rebuilt from our folder's JSON (which would
+repeat any mistake of the import). Both map mteb's `prompt_type` to query and document prompts
+and score with cosine, so a difference in any setting shows up as lost accuracy.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EncoderModel",
-    "TorchReferenceModel",
+    "OutputSizeModel",
+    "SourceReferenceModel",
     "encoder_model",
     "reference_source",
     "source_fingerprint",
@@ -45,19 +48,27 @@ def _kind(prompt_type: PromptType | None) -> str:
     return "query" if prompt_type == PromptType.query else "document"
 
 
-def _meta(name: str, revision: str, config: ModelConfig, framework: list[str]) -> ModelMeta:
+def _meta(
+    name: str, revision: str, dimension: int, max_tokens: int, prompted: bool,
+    framework: list[str],
+) -> ModelMeta:
     return ModelMeta.create_empty(
         overwrites={
             "name": name,
             "revision": revision or "unknown",
-            "embed_dim": config.dimension,
-            "max_tokens": config.max_seq_length,
+            "embed_dim": dimension,
+            "max_tokens": max_tokens,
             "similarity_fn_name": ScoringFunction.COSINE,
             "framework": framework,
             "open_weights": True,
-            "use_instructions": bool(config.query_prompt or config.document_prompt),
+            "use_instructions": prompted,
         }
     )
+
+
+def _config_meta(name: str, revision: str, config: ModelConfig, framework: list[str]) -> ModelMeta:
+    return _meta(name, revision, config.truncate_dim or config.dimension, config.max_seq_length,
+                 bool(config.query_prompt or config.document_prompt), framework)
 
 
 class _TextModel(AbsEncoder):
@@ -67,7 +78,7 @@ class _TextModel(AbsEncoder):
     the retrieval task's, and encoding them again would only cost time.
     """
 
-    config: ModelConfig
+    dimension: int
     _memo: dict[tuple[str, str], np.ndarray] | None = None
 
     def encode(
@@ -90,7 +101,7 @@ class _TextModel(AbsEncoder):
         if missing:
             self._embed_with_progress(missing, kind, int(kwargs.get("batch_size", 32)))
         if not texts:
-            return np.empty((0, self.config.dimension), dtype=np.float32)
+            return np.empty((0, self.dimension), dtype=np.float32)
         return np.stack([memo[(kind, t)] for t in texts])
 
     def _embed_with_progress(self, texts: list[str], kind: str, batch_size: int) -> None:
@@ -118,8 +129,9 @@ class EncoderModel(_TextModel):
     def __init__(self, encoder: Encoder, name: str | None = None) -> None:
         self.model = encoder
         self.config = encoder.config
+        self.dimension = encoder.dimension
         label = name or f"ipex-embeddings/{encoder.folder.name}"
-        self.mteb_model_meta = _meta(
+        self.mteb_model_meta = _config_meta(
             label,
             f"{self.config.precision}:{self.config.calibration_digest[:12]}",
             self.config,
@@ -130,54 +142,123 @@ class EncoderModel(_TextModel):
         """Texts longer than max_seq_length are cut, exactly as the reference cuts them."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)
-            return self.model.encode(texts, kind, batch_size=batch_size)  # type: ignore[arg-type]
+            return self.model.encode(  # type: ignore[arg-type]
+                texts, kind, batch_size=batch_size, precision="float32"
+            )
 
 
-class TorchReferenceModel(_TextModel):
-    """The source model in fp32 PyTorch (sentence-transformers), set up as the folder says."""
+class SourceReferenceModel(_TextModel):
+    """The source model as its authors ship it, in fp32 PyTorch: `SentenceTransformer(source)`.
 
-    def __init__(self, source: Path, config: ModelConfig, revision: str = "") -> None:
+    sentence-transformers reads every setting from the source's own files; only the prompts
+    are picked here, as `ipex-embed quantize` picks them (source.py): queries get the "query"
+    prompt, documents the first of "document", "passage", "corpus" (E5's "passage: ", which
+    sentence-transformers' `encode_document` would skip), else the model's default prompt.
+    A `truncate_dim` in config_sentence_transformers.json is applied (sentence-transformers
+    6.2 reads it only as an argument).
+    """
+
+    def __init__(self, source: Path, revision: str = "") -> None:
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
-        from sentence_transformers.sentence_transformer.modules import (
-            Normalize,
-            Pooling,
-            Transformer,
-        )
+
+        from .source import DOCUMENT_PROMPT_NAMES, read_st_config
 
         transformers.utils.logging.disable_progress_bar()
-        modules: list[torch.nn.Module] = [
-            Transformer(
-                str(source),
-                max_seq_length=config.max_seq_length,
-                model_kwargs={"use_safetensors": True, "dtype": torch.float32},
-            ),
-            Pooling(config.dimension, pooling_mode=config.pooling,
-                    include_prompt=config.include_prompt),
-        ]
-        if config.normalize:
-            modules.append(Normalize())
-        self.model = SentenceTransformer(modules=modules, device="cpu").eval()
-        self.config = config
+        self.model = SentenceTransformer(
+            str(source), device="cpu", truncate_dim=read_st_config(source).get("truncate_dim"),
+            model_kwargs={"use_safetensors": True, "dtype": torch.float32},
+        ).eval()
+        # The names the source's file gives: sentence-transformers adds an empty "document"
+        # (and "query") prompt to every model, which would hide E5's "passage".
+        prompts = read_st_config(source).get("prompts") or {}
+        self.prompt_names = {
+            "query": "query" if "query" in prompts else None,
+            "document": next((n for n in DOCUMENT_PROMPT_NAMES if n in prompts), None),
+        }
+        self.dimension = int(self.model.get_embedding_dimension())
         self.mteb_model_meta = _meta(
-            config.source_model or str(source),
-            revision,
-            config,
-            ["PyTorch", "Sentence Transformers"],
+            source.name, revision, self.dimension, int(self.model.max_seq_length),
+            any(self.model.prompts.values()), ["PyTorch", "Sentence Transformers"],
         )
 
     def embed(self, texts: list[str], kind: str, batch_size: int) -> np.ndarray:
         """fp32 vectors; sentence-transformers sorts by length and truncates like the core."""
-        prompt = self.config.prompt(kind) or None
         vectors = self.model.encode(
             texts,
-            prompt=prompt,
+            prompt_name=self.prompt_names[kind],
             batch_size=batch_size,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class OutputSizeModel(_TextModel):
+    """An `EncoderModel` at a smaller output size, for mteb: its float32 vectors (remembered by
+    the full-size model, so nothing is encoded twice) truncated and quantized as `Encoder.encode`
+    does, then given to mteb as floats it can score by cosine: (u)binary as +1/-1 per bit (the
+    cosine then ranks as the Hamming distance does), int8/uint8 as their bucket numbers.
+
+    int8/uint8 ranges come from a documented source: the model's own vectors of the default
+    calibration texts (`calibration.load_calibration()`: SciFact documents, train queries and
+    short texts, each with its prompt), never from the texts being scored.
+    """
+
+    def __init__(self, full: EncoderModel, truncate_dim: int | None, precision: str) -> None:
+        from ipex_embeddings.output import OUTPUT_PRECISIONS, check_truncate_dim
+
+        check_truncate_dim(truncate_dim, full.config.dimension)
+        if precision not in OUTPUT_PRECISIONS:
+            raise ValueError(f"precision={precision!r}; use one of {OUTPUT_PRECISIONS}.")
+        self.full = full
+        self.size = (truncate_dim, precision)
+        self.dimension = truncate_dim or full.config.dimension
+        self.label = output_size_label(truncate_dim, precision)
+        self.ranges = self._ranges() if precision in ("int8", "uint8") else None
+        self.mteb_model_meta = _config_meta(
+            f"{full.mteb_model_meta.name}-{self.label.replace(' ', '-')}",
+            str(full.mteb_model_meta.revision), full.config, ["OpenVINO"],
+        )
+
+    def _ranges(self) -> np.ndarray:
+        from ipex_embeddings.output import quantization_ranges, truncate
+
+        from .calibration import load_calibration
+
+        calibration = load_calibration()
+        groups = [[t for i, t in enumerate(calibration.texts) if calibration.kind_of(i) == kind]
+                  for kind in ("query", "document")]
+        vectors = np.concatenate([self.full.embed(texts, kind, 32)
+                                  for texts, kind in zip(groups, ("query", "document")) if texts])
+        return quantization_ranges(truncate(vectors, self.size[0], self.full.config.normalize))
+
+    def encode(self, inputs: DataLoader[Any], **kwargs: Any) -> np.ndarray:
+        """The full-size model's vectors for `inputs`, at this output size (see the class)."""
+        return self._resize(self.full.encode(inputs, **kwargs))
+
+    def embed(self, texts: list[str], kind: str, batch_size: int) -> np.ndarray:
+        """`texts` at this output size, as floats (see the class)."""
+        return self._resize(self.full.embed(texts, kind, batch_size))
+
+    def _resize(self, vectors: np.ndarray) -> np.ndarray:
+        from ipex_embeddings.output import quantize, truncate
+
+        truncate_dim, precision = self.size
+        small = quantize(truncate(vectors, truncate_dim, self.full.config.normalize), precision,
+                         self.ranges)
+        if precision.endswith("binary"):
+            # binary is ubinary less 128: adding it back gives the packed bits.
+            packed = small if precision == "ubinary" else (small.astype(np.int16) + 128)
+            bits = np.unpackbits(packed.astype(np.uint8), axis=1)[:, : self.dimension]
+            return bits.astype(np.float32) * 2 - 1
+        return small.astype(np.float32)
+
+
+def output_size_label(truncate_dim: int | None, precision: str) -> str:
+    """How a report names an output size: "128-d binary", "full-size float32"."""
+    return f"{f'{truncate_dim}-d' if truncate_dim else 'full-size'} {precision}"
 
 
 _SHARED_MEMO: dict[str, dict[tuple[str, str], np.ndarray]] = {}
@@ -222,8 +303,10 @@ def reference_source(config: ModelConfig, override: str | Path | None = None) ->
 
 
 def source_fingerprint(source: Path, revision: str) -> str:
-    """The revision when there is one, else a digest of the source's weights and config."""
+    """The revision when there is one, else a digest of the source's weights, config and the
+    sentence-transformers and tokenizer files `SentenceTransformer(source)` reads."""
     if revision:
         return revision
-    files = sorted([*source.glob("*.safetensors"), source / "config.json"])
+    files = sorted({*source.glob("*.safetensors"), *source.glob("*.json"),
+                    *source.glob("*/config.json"), *source.glob("*/*.safetensors")})
     return "sha256:" + sha256(files=files)[:16]

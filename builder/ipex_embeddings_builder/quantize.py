@@ -305,6 +305,7 @@ def save_model_folder(
         include_prompt=source.include_prompt,
         query_prompt=source.query_prompt,
         document_prompt=source.document_prompt,
+        truncate_dim=source.truncate_dim,
         model_file=MODEL_FILE,
         source_model=source.model_id,
         source_revision=source.revision,

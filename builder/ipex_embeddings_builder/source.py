@@ -19,7 +19,7 @@ from .errors import SourceModelError
 
 __all__ = [
     "DECODER_MODEL_TYPES", "DenseLayer", "SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError",
-    "inspect_source",
+    "inspect_source", "read_st_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class SourceModel:
     """The source's own modelling code (config.json `auto_map`) may run, as the user allowed."""
     dense: tuple[DenseLayer, ...] = ()
     """Dense modules after pooling, exported token by token before it (see `_dense_layer`)."""
+    truncate_dim: int | None = None
+    """config_sentence_transformers.json's Matryoshka size, recorded in the folder (None: full)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -326,11 +328,6 @@ def _prompts(path: Path) -> tuple[str, str]:
             f"{where} has settings ipex-embeddings does not know ({unknown}); refused, as they "
             "may change the vectors. Remove them if they are inert, then retry."
         )
-    if config.get("truncate_dim") is not None:
-        raise SourceModelError(
-            f"{where} sets truncate_dim={config['truncate_dim']}, which ipex-embeddings does not "
-            "apply. Remove the key to build full-size vectors (and slice them yourself)."
-        )
     if config.get("similarity_fn_name") not in (None, "cosine", "dot"):
         raise SourceModelError(
             f"{where} sets similarity_fn_name={config['similarity_fn_name']!r}; ipex-embeddings "
@@ -350,6 +347,31 @@ def _prompts(path: Path) -> tuple[str, str]:
                        "documents); pass --query-prompt/--document-prompt to use one.", where,
                        others)
     return query, document
+
+
+def read_st_config(path: Path) -> dict[str, Any]:
+    """The source folder's config_sentence_transformers.json, unchecked; {} when it has none.
+
+    Raises:
+        SourceModelError: the file is not valid JSON.
+    """
+    config = _read_json(path / "config_sentence_transformers.json")
+    return config if isinstance(config, dict) else {}
+
+
+def _truncate_dim(path: Path, dimension: int) -> int | None:
+    """config_sentence_transformers.json's `truncate_dim` (the authors' Matryoshka size), checked
+    to fit the model's `dimension`; recorded in the folder, where `Encoder` honours it."""
+    where = path / "config_sentence_transformers.json"
+    value = read_st_config(path).get("truncate_dim")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= dimension:
+        raise SourceModelError(
+            f"{where} sets truncate_dim={value!r}, but the model gives {dimension}-dimensional "
+            f"vectors; set it to an int from 1 to {dimension}, or remove it for full size."
+        )
+    return value
 
 
 def _check_kind(path: Path, config: dict) -> None:
@@ -453,6 +475,7 @@ def inspect_source(
     found_query, found_document = _prompts(path)
     hidden = int(config.get("hidden_size") or config.get("dim") or 0)
     dense = _dense_layers(path, mode, hidden)
+    dimension = dense[-1].out_features if dense else hidden
     return SourceModel(
         path=path,
         model_id=_recorded_id(model),
@@ -463,11 +486,12 @@ def inspect_source(
         max_seq_length=_max_seq_length(path, config, st_config, max_seq_length),
         query_prompt=found_query if query_prompt is None else query_prompt,
         document_prompt=found_document if document_prompt is None else document_prompt,
-        dimension=dense[-1].out_features if dense else hidden,
+        dimension=dimension,
         include_prompt=include_prompt,
         do_lower_case=bool(st_config.get("do_lower_case", False)),
         trust_remote_code=trust_remote_code,
         dense=dense,
+        truncate_dim=_truncate_dim(path, dimension),
     )
 
 

@@ -1,7 +1,10 @@
 """`ipex-embed validate`: mteb scores of a model folder next to its fp32 PyTorch source, gated.
 
 Each task is run with mteb (`mteb.evaluate`) twice: on the folder's OpenVINO model and on the
-source model in fp32 PyTorch. The relative loss per task is 100 * (fp32 - model) / fp32 percent;
+source model in fp32 PyTorch, as its authors ship it (`SentenceTransformer(source)`, see
+`mteb_model.SourceReferenceModel`). With `truncate_dim`/`output_precision`, the model is also
+scored at that smaller output size, next to its full size (informational: not gated).
+The relative loss per task is 100 * (fp32 - model) / fp32 percent;
 a task over `max_loss` fails the model. The fp32 scores are cached on disk, keyed by source
 model, revision, task, split, subset and settings, so rebuilding a model does not recompute them.
 The gate also holds the model to `min_cosine` on a fixed set of short to over-long texts
@@ -59,6 +62,8 @@ REPORT_MD = "validation.md"
 JSON_KEYS = {"quantized": "int8"}
 """`ValidationRow` fields written under another name in validation.json (kept for readers)."""
 BATCH_SIZE = 32
+REFERENCE = "SentenceTransformer(source)"
+"""The fp32 reference, in the cache key: scores of another reference are never reused."""
 
 
 def relative_loss(fp32: float, score: float) -> float:
@@ -84,6 +89,10 @@ class ValidationRow:
     seconds: dict[str, float] = field(default_factory=dict)
     """Evaluation time per model; no fp32 entry when its score came from the cache."""
     fp32_cached: bool = False
+    smaller: float | None = None
+    """The model's score at `ValidationReport.output_size`, when one was asked for."""
+    smaller_loss: float | None = None
+    """Percent of the model's full-size score lost at that output size: its retrieval cost."""
 
 
 @dataclass
@@ -101,6 +110,8 @@ class ValidationReport:
     mteb_version: str = ""
     fidelity: dict[str, Any] | None = None
     """`FidelityResult.to_dict()`: cosine to fp32 on the fixed texts, and its gate."""
+    output_size: str | None = None
+    """The smaller output size also scored ("128-d binary"; see `mteb_model.OutputSizeModel`)."""
 
     @property
     def passed(self) -> bool:
@@ -117,14 +128,19 @@ class ValidationReport:
     def to_markdown(self) -> str:
         """A markdown table with the gate, the data and the command that made it."""
         scope = f"a subset of {self.subset} queries" if self.subset else "all queries"
+        smaller = (f" {self.precision}, {self.output_size} | Loss vs full size |"
+                   if self.output_size else "")
         lines = [
-            f"| Task | Metric | fp32 (PyTorch) | {self.precision} (OpenVINO) | Relative loss |",
-            "|---|---|---:|---:|---:|",
+            f"| Task | Metric | fp32 (PyTorch) | {self.precision} (OpenVINO) | Relative loss |"
+            + smaller,
+            "|---|---|---:|---:|---:|" + "---:|---:|" * bool(smaller),
         ]
         for row in self.rows:
+            extra = (f" {row.smaller:.4f} | {row.smaller_loss:+.2f} % |"
+                     if smaller and row.smaller is not None else "")
             lines.append(
                 f"| {row.task} | {row.metric} | {row.fp32:.4f} | {row.quantized:.4f} | "
-                f"{row.relative_loss:+.2f} % |"
+                f"{row.relative_loss:+.2f} % |{extra}"
             )
         verdict = "PASSED" if not self.failures else f"FAILED ({len(self.failures)} task(s) over)"
         lines += [
@@ -229,9 +245,11 @@ def _cache_key(
 ) -> dict[str, Any]:
     import mteb
 
-    # PyTorch keys carry no runtime entry, so scores cached before other runtimes stay valid.
+    # The PyTorch reference is the source as shipped: our folder's settings do not change it.
+    described = {"settings": _settings(config)} if runtime else {"reference": REFERENCE}
     return {
         **({"reference_runtime": runtime} if runtime else {}),
+        **described,
         "source_model": config.source_model,
         "source_revision": fingerprint,
         "task": task.metadata.name,
@@ -239,7 +257,6 @@ def _cache_key(
         "data": _data_digest(task),
         "split": task.eval_splits[0],
         "subset": subset,
-        "settings": _settings(config),
         "mteb_version": mteb.__version__,
     }
 
@@ -247,14 +264,14 @@ def _cache_key(
 _REFERENCE_MODEL: dict[tuple[Any, ...], Any] = {}
 
 
-def _reference_model(source: Path, config: Any, fingerprint: str) -> Any:
+def _reference_model(source: Path, fingerprint: str) -> Any:
     # One at a time, kept for the process: tuning and its report score the same documents.
-    from .mteb_model import TorchReferenceModel
+    from .mteb_model import SourceReferenceModel
 
-    key = (str(source), fingerprint, *_settings(config).values(), config.dimension)
+    key = (str(source), fingerprint)
     if key not in _REFERENCE_MODEL:
         _REFERENCE_MODEL.clear()
-        _REFERENCE_MODEL[key] = TorchReferenceModel(source, config, fingerprint)
+        _REFERENCE_MODEL[key] = SourceReferenceModel(source, fingerprint)
     return _REFERENCE_MODEL[key]
 
 
@@ -297,7 +314,7 @@ def reference_scores(
                 continue
         if reference_model is None:
             source = source or reference_source(config, reference)
-        model = reference_model or _reference_model(source, config, fingerprint)
+        model = reference_model or _reference_model(source, fingerprint)
         logger.info(f"  fp32 {task.metadata.name}: scoring with {model.mteb_model_meta.name} "
                     f"({reference_runtime or 'PyTorch'})")
         score, details, seconds = _evaluate(model, task)
@@ -331,14 +348,17 @@ def compare_with_reference(
     reference: str | Path | None = None,
     reference_model: Any = None,
     reference_runtime: str = "",
+    output_size: tuple[int | None, str] | None = None,
 ) -> ValidationReport:
     """Score the folder's model and its fp32 reference on `tasks` (already built); the reference
-    is the PyTorch source unless `reference_model` is given (see `reference_scores`)."""
+    is the PyTorch source unless `reference_model` is given (see `reference_scores`).
+    `output_size` (truncate_dim, output precision) also scores the model at that size."""
     import mteb
 
     from .mteb_model import encoder_model
 
     model = encoder_model(model_dir)
+    smaller = _output_size_model(model, output_size)
     config = model.config
     fp32 = reference_scores(
         config, tasks, subset=subset, cache_dir=cache_dir, reference=reference,
@@ -352,19 +372,14 @@ def compare_with_reference(
         loss = relative_loss(reference_score, score)
         logger.info(f"  {config.precision} {name}: {score:.4f} in {seconds:.0f} s ({loss:+.2f} %)")
         timings = {} if reference_seconds is None else {"fp32": round(reference_seconds, 1)}
-        rows.append(
-            ValidationRow(
-                task=name,
-                metric=metric,
-                fp32=reference_score,
-                quantized=score,
-                relative_loss=loss,
-                task_type=task.metadata.type,
-                split=task.eval_splits[0],
-                seconds={**timings, config.precision: round(seconds, 1)},
-                fp32_cached=reference_seconds is None,
-            )
-        )
+        rows.append(ValidationRow(
+            task=name, metric=metric, fp32=reference_score, quantized=score, relative_loss=loss,
+            task_type=task.metadata.type, split=task.eval_splits[0],
+            seconds={**timings, config.precision: round(seconds, 1)},
+            fp32_cached=reference_seconds is None,
+        ))
+        if smaller is not None:
+            _score_smaller(smaller, task, rows[-1])
     return ValidationReport(
         rows=rows,
         max_loss=max_loss,
@@ -374,7 +389,34 @@ def compare_with_reference(
         split=tasks[0].eval_splits[0],
         subset=subset,
         mteb_version=mteb.__version__,
+        output_size=None if smaller is None else smaller.label,
     )
+
+
+def _output_size_model(model: Any, output_size: tuple[int | None, str] | None) -> Any:
+    """The folder's model at `output_size`, or None when none is asked for.
+
+    Raises:
+        OptionError: a truncate_dim or precision the model cannot give.
+    """
+    if output_size is None:
+        return None
+    from .mteb_model import OutputSizeModel
+
+    try:
+        smaller = OutputSizeModel(model, *output_size)
+    except ValueError as err:
+        raise OptionError(f"--truncate-dim/--output-precision: {err}") from err
+    return smaller
+
+
+def _score_smaller(smaller: Any, task: Any, row: ValidationRow) -> None:
+    score, _, seconds = _evaluate(smaller, task)
+    row.smaller = score
+    row.smaller_loss = relative_loss(row.quantized, score)
+    row.seconds[smaller.label] = round(seconds, 1)
+    logger.info(f"  {smaller.label} {task.metadata.name}: {score:.4f} "
+                f"({row.smaller_loss:+.2f} % vs full size)")
 
 
 def check_fidelity(
@@ -389,7 +431,7 @@ def check_fidelity(
     source = reference_source(config, reference)
     revision = "" if reference else config.source_revision
     fingerprint = source_fingerprint(source, revision)
-    return measure_fidelity(model, _reference_model(source, config, fingerprint), min_cosine)
+    return measure_fidelity(model, _reference_model(source, fingerprint), min_cosine)
 
 
 def _name(path: str | Path) -> str:
@@ -406,6 +448,7 @@ def _command(
     subset: int | None,
     split: str,
     min_cosine: float | None = DEFAULT_MIN_COSINE,
+    output_size: tuple[int | None, str] | None = None,
 ) -> str:
     options = [("--task", name) for name in tasks or []]
     options += [("--beir-dir", Path(folder).name) for folder in beir_dirs]
@@ -414,6 +457,8 @@ def _command(
         ("--min-cosine", None if min_cosine == DEFAULT_MIN_COSINE else min_cosine),
         ("--subset", subset or None),
         ("--split", None if split == "test" else split),
+        ("--truncate-dim", output_size[0] if output_size else None),
+        ("--output-precision", output_size[1] if output_size else None),
     ]
     return command_line("validate", Path(model_dir).resolve().name, options=options)
 
@@ -430,6 +475,8 @@ def run_validation(
     reference: str | Path | None = None,
     write: bool = True,
     min_cosine: float | None = DEFAULT_MIN_COSINE,
+    truncate_dim: int | None = None,
+    output_precision: str | None = None,
 ) -> ValidationReport:
     """Validate a model folder against its fp32 source and write validation.json/.md into it.
 
@@ -446,41 +493,53 @@ def run_validation(
         write: write the report files into `model_dir`.
         min_cosine: the fidelity gate (see `fidelity`): the smallest cosine to the fp32 PyTorch
             source allowed on the fixed texts; None skips the check.
+        truncate_dim, output_precision: also score the model at this output size (unset: full
+            size, "float32"): the report's `output_size`, rows' `smaller`(`_loss`). Not gated.
 
     Returns the report; a model over the gate is a report that did not pass (see `gate_error`),
     not an exception.
 
     Raises:
-        OptionError: no tasks, or --subset with a task that is not local.
+        OptionError: no tasks, --subset with a task that is not local, or a truncate_dim or
+            output_precision the model cannot give.
         ValidationError: an unknown task (`UnknownTaskError`), a BEIR folder that cannot be read
             (`BeirDataError`), or task data that could not be loaded (`TaskError`).
         SourceModelError: the fp32 source model cannot be found.
     """
     model_dir = Path(model_dir)
     if _is_cross_encoder(model_dir):  # reranked SciFact candidates, not mteb tasks
-        from .rerank_validation import validate_cross_encoder
-
-        if tasks or beir_dirs or split != "test":
-            raise OptionError("A cross-encoder is validated by reranking SciFact's test claims; "
-                              "--task, --beir-dir and --split do not apply.")
-        return validate_cross_encoder(model_dir, max_loss=max_loss, subset=subset,
-                                      reference=reference, write=write)
+        not_for_cross = bool(tasks or beir_dirs or split != "test" or truncate_dim
+                             or output_precision)
+        return _validate_cross_encoder(model_dir, not_for_cross, max_loss, subset, reference, write)
+    asked = truncate_dim is not None or output_precision is not None
+    output_size = (truncate_dim, output_precision or "float32") if asked else None
     built = build_tasks(tasks, beir_dirs, split=split, subset=subset)
     report = compare_with_reference(
-        model_dir,
-        built,
-        max_loss=max_loss,
-        subset=subset,
-        cache_dir=cache_dir,
-        reference=reference,
+        model_dir, built, max_loss=max_loss, subset=subset, cache_dir=cache_dir,
+        reference=reference, output_size=output_size,
     )
-    if min_cosine is not None:
+    if min_cosine is not None:  # the full-size model's, whatever output_size says
         report.fidelity = check_fidelity(model_dir, min_cosine, reference).to_dict()
         logger.info(_fidelity_result(report.fidelity).describe().replace("**", ""))
-    report.command = _command(model_dir, tasks, beir_dirs, max_loss, subset, split, min_cosine)
+    report.command = _command(model_dir, tasks, beir_dirs, max_loss, subset, split, min_cosine,
+                              output_size)
     if write:
         report.write(model_dir)
     return report
+
+
+def _validate_cross_encoder(
+    model_dir: Path, not_for_cross: bool, max_loss: float, subset: int | None,
+    reference: str | Path | None, write: bool,
+) -> ValidationReport:
+    from .rerank_validation import validate_cross_encoder
+
+    if not_for_cross:
+        raise OptionError("A cross-encoder is validated by reranking SciFact's test claims; "
+                          "--task, --beir-dir, --split, --truncate-dim and --output-precision "
+                          "do not apply.")
+    return validate_cross_encoder(model_dir, max_loss=max_loss, subset=subset,
+                                  reference=reference, write=write)
 
 
 def _is_cross_encoder(model_dir: Path) -> bool:

@@ -21,6 +21,7 @@ __all__ = ["load_encoder", "load_options_model", "load_reranker"]
 
 HUB_OPTIONS = ("revision", "cache_dir", "token")
 PROMPT_OPTIONS = ("query_prompt", "document_prompt")
+OUTPUT_OPTIONS = ("truncate_dim", "output_precision")
 
 
 def load_options_model(name: str, rename: Mapping[str, str] | None = None) -> type[BaseModel]:
@@ -61,8 +62,33 @@ def _valid_text(name: str) -> Any:
 def load_encoder(
     model_name: str, adapter: BaseModel, rename: Mapping[str, str] | None = None
 ) -> Encoder:
-    """`Encoder.load(model_name, ...)` with every load option taken from `adapter`'s fields."""
-    return Encoder.load(model_name, **load_kwargs(lambda name: getattr(adapter, name), rename))
+    """`Encoder.load(model_name, ...)` with every load option taken from `adapter`'s fields.
+
+    Raises:
+        ModelFolderError: not a complete bi-encoder folder or Hub repo.
+        ValueError: a bad load option, or an output precision other than float32 (see
+            `float_output`).
+    """
+    encoder = Encoder.load(model_name, **load_kwargs(lambda name: getattr(adapter, name), rename))
+    return float_output(encoder, model_name)
+
+
+def float_output(encoder: Encoder, model_name: str) -> Encoder:
+    """`encoder`, once it is known to give float32 vectors: LangChain and LlamaIndex take lists
+    of floats, and packed bits written as floats would be compared as numbers, wrongly.
+
+    Raises:
+        ValueError: its output precision (the load option or the folder's) is not "float32".
+    """
+    precision = encoder.config.output_precision
+    if precision != "float32":
+        raise ValueError(
+            f"{model_name} would give {precision} vectors (output_precision), but LangChain and "
+            "LlamaIndex take float lists, and packed bits read as floats would rank wrongly. "
+            'Pass output_precision="float32" (truncate_dim still shortens the vectors), or use '
+            f'Encoder.encode(texts, precision="{precision}") with a store for binary vectors.'
+        )
+    return encoder
 
 
 def load_reranker(
@@ -73,19 +99,26 @@ def load_reranker(
 
     Raises:
         ModelFolderError: not a complete model folder or Hub repo.
-        ValueError: a prompt is set for a cross-encoder, which reads the query and the text
-            together and has no prompts.
+        ValueError: a prompt, truncate_dim or output_precision is set for a cross-encoder (which
+            reads the query and the text together, and gives scores), or a bi-encoder would not
+            give float32 vectors (see `float_output`).
     """
     options = load_kwargs(lambda name: getattr(adapter, name), rename)
     hub = {name: options.pop(name) for name in HUB_OPTIONS}
     folder = resolve_model_folder(model_name, **hub)
     if check_model_folder(folder).kind == "bi-encoder":
-        return Encoder.load(folder, **options)
+        return float_output(Encoder.load(folder, **options), model_name)
     rename = rename or {}
     given = [rename.get(n, n) for n in PROMPT_OPTIONS if options.pop(n) is not None]
     if given:
         raise ValueError(
             f"{model_name} is a cross-encoder, which reads the query and each text together and "
             f"has no prompts; leave {given} unset."
+        )
+    sized = [n for n in OUTPUT_OPTIONS if options.pop(n) is not None]
+    if sized:
+        raise ValueError(
+            f"{model_name} is a cross-encoder, which gives scores, not vectors; leave {sized} "
+            "unset."
         )
     return CrossEncoder.load(folder, **options)

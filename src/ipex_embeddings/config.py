@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFolderError
+from .output import FLOAT_PRECISION, SCALAR_PRECISIONS, check_output_precision, check_truncate_dim
 from .pooling import POOLING_MODES
 
 __all__ = [
@@ -29,6 +30,7 @@ ACTIVATIONS = ("sigmoid", "softmax", "none")
 CROSS_ENCODER_POOLING = "none"  # the classification head pools inside the IR
 PRECISIONS = ("int8", "bf16", "fp32")
 INFERENCE_PRECISIONS = ("f32", "bf16")
+OUTPUT_SIZE_DEFAULTS = {"truncate_dim": None, "output_precision": FLOAT_PRECISION}
 
 
 @dataclass
@@ -72,6 +74,13 @@ class ModelConfig:
     activation: str = ""
     """Cross-encoder only: "sigmoid" (one logit), "softmax" (two, the positive class) or "none"
     (raw logits), as the source model applies it; "" for a bi-encoder."""
+    truncate_dim: int | None = None
+    """Bi-encoder only: return the first `truncate_dim` dimensions (Matryoshka), re-normalised when
+    `normalize`; None: all `dimension`. From the source's config_sentence_transformers.json."""
+    output_precision: str = FLOAT_PRECISION
+    """Bi-encoder only: the default output precision of `Encoder.encode` ("float32", "binary" or
+    "ubinary"; see `ipex_embeddings.output`). Not `precision`, which is the weights'. int8/uint8
+    need calibration ranges, so they are given per call, never as a folder default."""
 
     def __post_init__(self) -> None:
         self._check_kind()
@@ -92,6 +101,26 @@ class ModelConfig:
             raise ModelFolderError(
                 f"max_seq_length={self.max_seq_length} and dimension={self.dimension} "
                 "must be positive; rebuild the folder with `ipex-embed quantize`."
+            )
+        self._check_output_size()
+
+    def _check_output_size(self) -> None:
+        try:
+            check_truncate_dim(self.truncate_dim, self.dimension)
+            if self.output_precision in SCALAR_PRECISIONS:
+                raise ValueError(
+                    f"output_precision={self.output_precision!r} needs calibration ranges, so it "
+                    "cannot be a folder default; pass precision and ranges to Encoder.encode."
+                )
+            check_output_precision(self.output_precision, None, self.dimension)
+        except ValueError as err:
+            raise ModelFolderError(f"{CONFIG_NAME}: {err}") from err
+        if self.kind == "cross-encoder" and (
+            self.truncate_dim is not None or self.output_precision != FLOAT_PRECISION
+        ):
+            raise ModelFolderError(
+                "truncate_dim and output_precision are for bi-encoders; a cross-encoder "
+                "returns scores. Remove them from the folder's JSON."
             )
 
     def _check_kind(self) -> None:
@@ -127,7 +156,12 @@ class ModelConfig:
     def save(self, folder: str | Path) -> Path:
         """Write the JSON into `folder` and return its path."""
         path = Path(folder) / CONFIG_NAME
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        data = asdict(self)
+        # Left out at their defaults, so such folders stay readable by older versions.
+        for key, default in OUTPUT_SIZE_DEFAULTS.items():
+            if data[key] == default:
+                del data[key]
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return path
 
     @classmethod

@@ -30,7 +30,7 @@ from .encoder import (
     TruncationWarning,
     _check_options,
     available_cores,
-    default_compile_cache,
+    compile_settings,
     openvino_core,
 )
 from .errors import InvalidTextError, TruncationError
@@ -118,23 +118,12 @@ class CrossEncoder:
         self.config = config
         self.threads = threads or available_cores()
         self.streams = streams or 1
-        cache_dir = (
-            None if not compile_cache
-            else default_compile_cache() if compile_cache is True else Path(compile_cache)
-        )
         model = openvino_core().read_model(folder / config.model_file)
         input_names = [port.get_any_name() for port in model.inputs]
         self._tokenizer = TextTokenizer(
             folder / "tokenizer.json", config.max_seq_length, input_names, "only_second"
         )
-        properties: dict[str, object] = {
-            "INFERENCE_PRECISION_HINT": config.inference_precision,
-            "INFERENCE_NUM_THREADS": self.threads,
-            "NUM_STREAMS": self.streams,
-            "PERFORMANCE_HINT": "LATENCY",
-        }
-        if cache_dir is not None:
-            properties["CACHE_DIR"] = str(cache_dir)
+        properties = compile_settings(config, self.threads, self.streams, compile_cache)
         self._compiled = openvino_core().compile_model(model, "CPU", properties)
         # Idle inference requests by width: a request keeps one width, so the CPU plugin does
         # not re-plan its memory for every call (as in Encoder).

@@ -1,4 +1,5 @@
-"""The encoding core: texts in, pooled and normalised float32 vectors out, on OpenVINO."""
+"""The encoding core: texts in, pooled and normalised float32 vectors out, on OpenVINO; smaller
+vectors on request (`truncate_dim`, `precision`: see `ipex_embeddings.output`)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ from .batching import Batch, TextTokenizer, check_text, check_texts
 from .config import ModelConfig
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
+from .output import (
+    SCALAR_PRECISIONS,
+    check_output_precision,
+    check_truncate_dim,
+    quantize,
+    truncate,
+)
 from .pooling import PROMPT_LENGTH_INPUT, add_pooling
 
 __all__ = [
-    "Encoder", "TruncationWarning", "available_cores", "default_compile_cache", "openvino_core",
+    "Encoder", "TruncationWarning", "available_cores", "compile_settings", "default_compile_cache",
+    "openvino_core",
 ]
 
 Kind = Literal["query", "document"]
@@ -64,11 +73,50 @@ def openvino_core() -> ov.Core:
         return _core
 
 
+def compile_settings(
+    config: ModelConfig,
+    threads: int,
+    streams: int,
+    compile_cache: str | os.PathLike[str] | bool,
+) -> dict[str, object]:
+    """The OpenVINO CPU properties every model of this package compiles with.
+
+    Args:
+        config: the folder's JSON (its `inference_precision` is the hint for non-int8 layers).
+        threads: INFERENCE_NUM_THREADS.
+        streams: NUM_STREAMS; 1 asks for the LATENCY hint, more for THROUGHPUT.
+        compile_cache: a folder for the compiled-model cache, True for `default_compile_cache()`,
+            False for none.
+    """
+    properties: dict[str, object] = {
+        "INFERENCE_PRECISION_HINT": config.inference_precision,
+        "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": streams,
+        "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+    }
+    if compile_cache:
+        cache = default_compile_cache() if compile_cache is True else Path(compile_cache)
+        properties["CACHE_DIR"] = str(cache)
+    return properties
+
+
 def _check_options(batch_size: int, truncation: str) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if truncation not in ("warn", "error"):
         raise ValueError(f'truncation={truncation!r} is not supported; use "warn" or "error".')
+
+
+def _check_load_output(dimension: int, truncate_dim: int | None, precision: str | None) -> None:
+    check_truncate_dim(truncate_dim, dimension)
+    if precision in SCALAR_PRECISIONS:
+        raise ValueError(
+            f"output_precision={precision!r} needs calibration ranges, so it is given per call: "
+            f'encoder.encode(texts, precision="{precision}", ranges=...). Load with '
+            'output_precision="float32", "binary" or "ubinary".'
+        )
+    if precision is not None:
+        check_output_precision(precision, None, truncate_dim or dimension)
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -100,10 +148,7 @@ class Encoder:
         self.streams = streams
         # OpenVINO keys cached blobs by model content and settings: a second load skips most
         # of the compile (about 1 s -> 0.3 s for MiniLM here).
-        self._cache_dir = (
-            None if not compile_cache
-            else default_compile_cache() if compile_cache is True else Path(compile_cache)
-        )
+        self._compile_cache = compile_cache
         # Pooling runs inside the graph: the compiled models return [rows, dimension] vectors.
         self._model = add_pooling(
             openvino_core().read_model(folder / config.model_file), config.pooling,
@@ -136,6 +181,8 @@ class Encoder:
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         token: str | bool | None = None,
+        truncate_dim: int | None = None,
+        output_precision: str | None = None,
     ) -> Encoder:
         """Load a model folder, or a Hub repo made by `ipex-embed build`.
 
@@ -147,25 +194,37 @@ class Encoder:
                 see `default_compile_cache`; False: no cache).
             query_prompt, document_prompt: replace the folder's prompts (None keeps them).
             revision, cache_dir, token: passed to huggingface_hub for a repo id.
+            truncate_dim: the default for `encode`: keep the first `truncate_dim` dimensions
+                (Matryoshka), re-normalised when the model normalises; None keeps the folder's
+                (full size unless its source set one).
+            output_precision: the default for `encode`'s `precision`: "float32", "binary" or
+                "ubinary" (int8/uint8 need ranges, so they are given per call); None keeps the
+                folder's ("float32" unless it says otherwise). Named `output_precision` because
+                `config.precision` is the weights' precision.
 
         Raises:
             ModelFolderError: not a complete model folder, or a cross-encoder's (load that with
                 `CrossEncoder.load`).
+            ValueError: a `truncate_dim` outside [1, dimension], or an unsupported
+                `output_precision`.
         """
         folder = resolve_model_folder(
             path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
         )
         config = check_model_folder(folder, "bi-encoder")
-        prompts = {"query_prompt": query_prompt, "document_prompt": document_prompt}
-        overrides = {key: value for key, value in prompts.items() if value is not None}
+        _check_load_output(config.dimension, truncate_dim, output_precision)
+        given = {"query_prompt": query_prompt, "document_prompt": document_prompt,
+                 "truncate_dim": truncate_dim, "output_precision": output_precision}
+        overrides = {key: value for key, value in given.items() if value is not None}
         if overrides:
             config = dataclasses.replace(config, **overrides)
         return cls(folder, config, threads=threads, streams=streams, compile_cache=compile_cache)
 
     @property
     def dimension(self) -> int:
-        """Length of the vectors this encoder returns."""
-        return self.config.dimension
+        """Length of the float vectors `encode` returns by default: `config.truncate_dim` when
+        set, else the model's full `config.dimension` (bits, before packing, for (u)binary)."""
+        return self.config.truncate_dim or self.config.dimension
 
     @property
     def max_seq_length(self) -> int:
@@ -191,14 +250,9 @@ class Encoder:
     def _compile(self, streams: int) -> ov.CompiledModel:
         with self._compile_lock:
             if streams not in self._compiled:
-                properties = {
-                    "INFERENCE_PRECISION_HINT": self.config.inference_precision,
-                    "INFERENCE_NUM_THREADS": self.threads,
-                    "NUM_STREAMS": streams,
-                    "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
-                }
-                if self._cache_dir is not None:
-                    properties["CACHE_DIR"] = str(self._cache_dir)
+                properties = compile_settings(
+                    self.config, self.threads, streams, self._compile_cache
+                )
                 self._compiled[streams] = openvino_core().compile_model(
                     self._model, "CPU", properties
                 )
@@ -213,8 +267,11 @@ class Encoder:
         show_progress: bool = False,
         truncation: Truncation = "warn",
         normalize: bool | None = None,
+        truncate_dim: int | None = None,
+        precision: str | None = None,
+        ranges: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Embed `texts` and return a float32 array of shape (len(texts), dimension).
+        """Embed `texts`: by default a float32 array of shape (len(texts), dimension).
 
         Args:
             texts: the texts; "" is valid, anything not a str raises a TypeError naming its index.
@@ -224,10 +281,48 @@ class Encoder:
             truncation: "warn" embeds the first max_seq_length tokens of longer texts and warns
                 once with their count; "error" raises TruncationError listing their indices.
             normalize: override the model's own setting for L2 normalisation.
+            truncate_dim: keep the first `truncate_dim` of the model's dimensions (Matryoshka
+                models are trained for it), L2-normalised again when normalising; None: the
+                load-time default (`config.truncate_dim`, else full size).
+            precision: sentence-transformers' output precisions, exactly as its
+                `quantize_embeddings`: "float32"; "int8"/"uint8" (n, d) buckets over `ranges`;
+                "binary" (int8) / "ubinary" (uint8) (n, ceil(d / 8)) packed bits of x > 0.
+                None: the load-time default (`config.output_precision`, else "float32").
+            ranges: int8/uint8 only: float (2, d) per-dimension min and max of representative
+                vectors at this `truncate_dim` (see `ipex_embeddings.output.quantization_ranges`).
+
+        Raises:
+            TypeError, InvalidTextError: a text that is not a valid str (named by index).
+            TruncationError: with truncation="error", the texts that are too long.
+            ValueError: a bad option: `batch_size`, `truncation`, `truncate_dim` outside
+                [1, config.dimension], an unknown `precision`, int8/uint8 without `ranges` or
+                with ranges not of shape (2, d).
         """
         _check_options(batch_size, truncation)
-        return self._encode(check_texts(texts), kind, batch_size, truncation, normalize,
-                            show_progress=show_progress)
+        size = self._output_size(truncate_dim, precision, ranges)
+        vectors = self._encode(check_texts(texts), kind, batch_size, truncation, normalize,
+                               show_progress=show_progress)
+        return self._resize(vectors, size, normalize)
+
+    def _output_size(
+        self, truncate_dim: int | None, precision: str | None, ranges: np.ndarray | None
+    ) -> tuple[int | None, str, np.ndarray | None]:
+        """(truncate_dim, precision, ranges) for one call, defaults filled in and checked."""
+        truncate_dim = self.config.truncate_dim if truncate_dim is None else truncate_dim
+        precision = self.config.output_precision if precision is None else precision
+        check_truncate_dim(truncate_dim, self.config.dimension)
+        check_output_precision(precision, ranges, truncate_dim or self.config.dimension)
+        return truncate_dim, precision, ranges
+
+    def _resize(
+        self,
+        vectors: np.ndarray,
+        size: tuple[int | None, str, np.ndarray | None],
+        normalize: bool | None,
+    ) -> np.ndarray:
+        truncate_dim, precision, ranges = size
+        normalized = self.config.normalize if normalize is None else normalize
+        return quantize(truncate(vectors, truncate_dim, normalized), precision, ranges)
 
     def encode_stream(
         self,
@@ -238,6 +333,9 @@ class Encoder:
         chunk_size: int = 4096,
         truncation: Truncation = "warn",
         normalize: bool | None = None,
+        truncate_dim: int | None = None,
+        precision: str | None = None,
+        ranges: np.ndarray | None = None,
     ) -> Iterator[np.ndarray]:
         """Embed an iterable of any length chunk by chunk, in bounded memory.
 
@@ -251,9 +349,14 @@ class Encoder:
 
         Args:
             chunk_size: texts per chunk; larger chunks sort more texts by length (less padding).
-            the rest: as for `encode`.
+            the rest: as for `encode` (each chunk is truncated and quantized alike: int8/uint8
+                use the given `ranges`, never the chunk's own).
+
+        Raises:
+            ValueError: a bad option (as for `encode`, checked before the first chunk).
         """
         _check_options(batch_size, truncation)
+        size = self._output_size(truncate_dim, precision, ranges)
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}.")
         if isinstance(texts, str):
@@ -262,7 +365,8 @@ class Encoder:
         offset = 0
         while chunk := list(itertools.islice(iterator, chunk_size)):
             items = check_texts(chunk, offset=offset)
-            yield self._encode(items, kind, batch_size, truncation, normalize, offset=offset)
+            vectors = self._encode(items, kind, batch_size, truncation, normalize, offset=offset)
+            yield self._resize(vectors, size, normalize)
             offset += len(chunk)
 
     def _encode(
@@ -282,7 +386,7 @@ class Encoder:
         )
         if truncated:
             self._truncated([i + offset for i in truncated], len(items), truncation)
-        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        out = np.empty((len(items), self.config.dimension), dtype=np.float32)
         plan = self._tokenizer.plan(encodings, batch_size)
         progress = _progress_bar(len(plan)) if show_progress else None
         extra = self._pooling_inputs(prompt)

@@ -74,6 +74,17 @@ LOAD_OPTIONS: tuple[LoadOption, ...] = (
         "the stored login. Never shown in repr or serialised.",
         secret=True,
     ),
+    LoadOption(
+        "truncate_dim", int | None, None,
+        "Keep the first truncate_dim dimensions (Matryoshka), re-normalised when the model "
+        "normalises; None: the folder's (full size unless its source set one).",
+        positive=True,
+    ),
+    LoadOption(
+        "output_precision", str | None, None,
+        'Output precision: "float32", "binary" or "ubinary" (packed bits; the LangChain and '
+        'LlamaIndex adapters take "float32" only); None: the folder\'s. Not the weights\'.',
+    ),
 )
 
 

@@ -128,7 +128,9 @@ class RayEmbedder:
         self._check(batch, texts)
         self.batches_done += 1
         crash_hook_for_tests(self.batches_done)
-        vectors = self.encoder.encode(texts, self.kind, batch_size=self.batch_size)
+        vectors = self.encoder.encode(  # a float32 column whatever the folder's default
+            texts, self.kind, batch_size=self.batch_size, precision="float32"
+        )
         return batch.append_column(self.output_column, vector_column(vectors))
 
     def _check(self, batch: pa.Table, texts: list[object]) -> None:

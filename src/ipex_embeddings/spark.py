@@ -65,7 +65,7 @@ def make_predict_fn(
                     f"{str(items[bad])[:40]!r}, not valid text; filter nulls "
                     "(df.where(col.isNotNull())) and clean lone surrogates before embedding."
                 )
-            return encoder.encode(items, kind, batch_size=batch_size)
+            return encoder.encode(items, kind, batch_size=batch_size, precision="float32")
 
         return predict
 

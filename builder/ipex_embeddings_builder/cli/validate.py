@@ -62,6 +62,18 @@ __all__ = ["validate_command"]
     help="Smallest cosine to the fp32 source allowed on the fixed fidelity texts (short, "
     "medium, long, over-long; each as query and as document).",
 )
+@click.option(
+    "--truncate-dim",
+    type=click.IntRange(min=1),
+    help="Also score the model at this many dimensions (Matryoshka: the first N, "
+    "re-normalised), next to its full size.",
+)
+@click.option(
+    "--output-precision",
+    type=click.Choice(["float32", "int8", "uint8", "binary", "ubinary"]),
+    help="Also score the model's vectors at this precision (as sentence-transformers' "
+    "quantize_embeddings; int8/uint8 ranges from the calibration texts), next to full size.",
+)
 def validate_command(
     model_dir: Path, tasks: tuple[str, ...], beir_dirs: tuple[Path, ...], split: str,
     **options: float | int | Path | str | None,
