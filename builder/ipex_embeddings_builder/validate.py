@@ -487,8 +487,7 @@ def run_validation(
         beir_dirs: BEIR-format folders, each evaluated as a retrieval task (NDCG@10).
         max_loss: the gate, in percent of the fp32 score, per task.
         subset: evaluate only the first `subset` queries and a slice of the corpus (tests).
-        cache_dir: where fp32 scores are cached (default ~/.cache/ipex-embeddings/validate).
-        split: the split to report ("test"; tuning uses "train").
+        cache_dir, split: the fp32 score cache (~/.cache/ipex-embeddings/validate), the split.
         reference: the fp32 source model, when the folder's `source_model` cannot be found.
         write: write the report files into `model_dir`.
         min_cosine: the fidelity gate (see `fidelity`): the smallest cosine to the fp32 PyTorch
@@ -496,8 +495,7 @@ def run_validation(
         truncate_dim, output_precision: also score the model at this output size (unset: full
             size, "float32"): the report's `output_size`, rows' `smaller`(`_loss`). Not gated.
 
-    Returns the report; a model over the gate is a report that did not pass (see `gate_error`),
-    not an exception.
+    Returns the report (a model over the gate is a report that did not pass, see `gate_error`).
 
     Raises:
         OptionError: no tasks, --subset with a task that is not local, or a truncate_dim or
@@ -508,9 +506,8 @@ def run_validation(
     """
     model_dir = Path(model_dir)
     if _is_cross_encoder(model_dir):  # reranked SciFact candidates, not mteb tasks
-        not_for_cross = bool(tasks or beir_dirs or split != "test" or truncate_dim
-                             or output_precision)
-        return _validate_cross_encoder(model_dir, not_for_cross, max_loss, subset, reference, write)
+        other = bool(tasks or beir_dirs or split != "test" or truncate_dim or output_precision)
+        return _validate_cross_encoder(model_dir, other, max_loss, subset, reference, write)
     asked = truncate_dim is not None or output_precision is not None
     output_size = (truncate_dim, output_precision or "float32") if asked else None
     built = build_tasks(tasks, beir_dirs, split=split, subset=subset)
