@@ -26,7 +26,7 @@ from ipex_embeddings.batching import TextTokenizer
 from ipex_embeddings.config import ModelConfig
 
 from .digest import sha256
-from .quantize import COMPANION_FILES, MODEL_FILE, write_atomically
+from .quantize import COMPANION_FILES, MODEL_FILE, trace_to_openvino, write_atomically
 
 __all__ = [
     "CrossEncoderSource", "default_calibration_pairs", "export_cross_encoder",
@@ -161,7 +161,6 @@ def export_cross_encoder(source: CrossEncoderSource) -> Any:
     Attention is exported in its "eager" form: sdpa and flash attention trace badly (ModernBERT
     gives NaN at padded positions), and eager computes the same values.
     """
-    import openvino as ov
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -186,14 +185,7 @@ def export_cross_encoder(source: CrossEncoderSource) -> Any:
                 input_ids=input_ids, attention_mask=attention_mask, **extra
             ).logits
 
-    example = {n: torch.ones((2, 8), dtype=torch.long) for n in names}
-    example["attention_mask"][1, 6:] = 0  # trace the padded path too
-    with torch.no_grad():
-        ov_model = ov.convert_model(
-            Logits(), example_input=example, input=[(n, [-1, -1], ov.Type.i64) for n in names]
-        )
-    ov_model.outputs[0].get_tensor().set_names({"logits"})
-    return ov_model
+    return trace_to_openvino(Logits(), names, int(model.config.vocab_size), "logits")
 
 
 def default_calibration_pairs(samples: int = 300, seed: int = 0) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ __all__ = [
     "quantize_model",
     "quantize_to_folder",
     "save_model_folder",
+    "trace_to_openvino",
     "write_atomically",
 ]
 
@@ -115,7 +116,6 @@ def export_model(source: SourceModel) -> Any:
     before the runtime's pooling (exact for the poolings `source.inspect_source` lets through).
     The example batch holds a padded row, so no "mask is all ones" shortcut is traced.
     """
-    import openvino as ov
     import torch
 
     model = _load_transformer(source)
@@ -145,20 +145,34 @@ def export_model(source: SourceModel) -> Any:
             ).last_hidden_state
             return states if self.dense is None else self.dense(states)
 
-    vocab = int(model.config.vocab_size)
-    mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
+    return trace_to_openvino(
+        LastHiddenState(), names, int(model.config.vocab_size), "last_hidden_state"
+    )
+
+
+def trace_to_openvino(module: Any, names: list[str], vocab_size: int, output_name: str) -> Any:
+    """Trace a torch module taking token inputs (`names`, int64) into an fp32 `openvino.Model`
+    with dynamic [batch, length] inputs and its one output named `output_name`.
+
+    The example batch has a padded row, so the padded path is traced, never a "mask is all
+    ones" shortcut; its ids avoid the first special tokens. Shared by the bi-encoder and the
+    cross-encoder exports.
+    """
+    import openvino as ov
+    import torch
+
     example = {
-        "input_ids": (torch.arange(16).reshape(2, 8) % (vocab - 3)) + 3,
-        "attention_mask": mask,
+        "input_ids": (torch.arange(16).reshape(2, 8) % (vocab_size - 3)) + 3,
+        "attention_mask": torch.tensor([[1] * 8, [1] * 5 + [0] * 3]),
         "token_type_ids": torch.zeros((2, 8), dtype=torch.long),
     }
     with torch.no_grad():
         ov_model = ov.convert_model(
-            LastHiddenState(),
+            module,
             example_input={n: example[n] for n in names},
             input=[(n, [-1, -1], ov.Type.i64) for n in names],
         )
-    ov_model.outputs[0].get_tensor().set_names({"last_hidden_state"})
+    ov_model.outputs[0].get_tensor().set_names({output_name})
     return ov_model
 
 
