@@ -40,6 +40,7 @@ from ipex_embeddings_builder.data import document_text, load_beir
 from ipex_embeddings_builder.demo import DEMO_MODEL_ID, demo_model_path
 
 logger = logging.getLogger("train_cross_encoder_scifact")
+BATCH_SIZE = 16
 
 
 def training_pairs(
@@ -62,35 +63,46 @@ def training_pairs(
 
 
 def train(
-    output: Path, negatives: int, depth: int, seed: int, max_length: int, claims: int | None
+    output: Path, negatives: int, depth: int, seed: int, max_length: int, claims: int | None,
+    epochs: float = 1.0, learning_rate: float = 1e-4,
 ) -> dict:
-    """Train and save the cross-encoder to `output`; return what was done."""
-    import torch
-    from sentence_transformers import InputExample
-    from sentence_transformers.cross_encoder import CrossEncoder
-    from torch.utils.data import DataLoader
+    """Train and save the cross-encoder to `output`; return what was done (with the loss curve)."""
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import set_seed
 
     set_seed(seed)
     queries, passages, labels = training_pairs(negatives, depth, seed, claims)
     logger.info("%d pairs (%d positive) from SciFact train", len(labels), int(sum(labels)))
-    examples = [InputExample(texts=[q, p], label=y) for q, p, y in zip(queries, passages, labels)]
-    batches = DataLoader(examples, batch_size=16, shuffle=True,
-                         generator=torch.Generator().manual_seed(seed))
     model = CrossEncoder(str(demo_model_path()), num_labels=1, max_length=max_length,
                          device="cpu")
+    arguments = CrossEncoderTrainingArguments(
+        output_dir=str(output / "checkpoints"), num_train_epochs=epochs,
+        per_device_train_batch_size=BATCH_SIZE, learning_rate=learning_rate, warmup_ratio=0.1,
+        seed=seed, logging_steps=10, save_strategy="no", report_to="none", use_cpu=True,
+    )
+    trainer = CrossEncoderTrainer(
+        model=model, args=arguments, loss=BinaryCrossEntropyLoss(model),
+        train_dataset=Dataset.from_dict({"query": queries, "passage": passages,
+                                         "label": labels}),
+    )
     started = time.perf_counter()
-    # old_fit: sentence-transformers' own loop (BCE with logits for one label), without
-    # the Trainer, which needs accelerate (not a dependency here).
-    model.old_fit(batches, epochs=1, warmup_steps=len(batches) // 10,
-                  optimizer_params={"lr": 5e-5}, show_progress_bar=True)
+    trainer.train()
     seconds = time.perf_counter() - started
-    model.save(str(output))
+    model.save_pretrained(str(output))
+    losses = [(row["step"], round(row["loss"], 4))
+              for row in trainer.state.log_history if "loss" in row]
     return {
         "base_model": DEMO_MODEL_ID, "pairs": len(labels), "positives": int(sum(labels)),
         "claims": claims, "negatives_per_claim": negatives, "negative_depth": depth, "seed": seed,
-        "max_length": max_length, "epochs": 1, "batch_size": 16, "learning_rate": 5e-5,
-        "train_seconds": round(seconds, 1),
+        "max_length": max_length, "epochs": epochs, "batch_size": BATCH_SIZE,
+        "learning_rate": learning_rate, "train_seconds": round(seconds, 1),
+        "loss_every_10_steps": losses,
     }
 
 
@@ -103,10 +115,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair")
     parser.add_argument("--claims", type=int, help="first N train claims only (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     record = train(args.output, args.negatives, args.negative_depth, args.seed, args.max_length,
-                   args.claims)
+                   args.claims, args.epochs, args.learning_rate)
     record["command"] = " ".join(["python", "benchmarks/train_cross_encoder_scifact.py",
                                   args.output.name, *sys.argv[2:]])
     (args.output / "training.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -5,8 +5,9 @@ source model in fp32 PyTorch, as its authors ship it (`SentenceTransformer(sourc
 `mteb_model.SourceReferenceModel`). With `truncate_dim`/`output_precision`, the model is also
 scored at that smaller output size, next to its full size (informational: not gated).
 The relative loss per task is 100 * (fp32 - model) / fp32 percent;
-a task over `max_loss` fails the model. The fp32 scores are cached on disk, keyed by source
-model, revision, task, split, subset and settings, so rebuilding a model does not recompute them.
+a task over `max_loss` fails the model. The fp32 scores are kept in mteb's `ResultCache`, keyed
+by source model, revision, task, data, split, subset and settings (`ReferenceCache`), so
+rebuilding a model does not recompute them.
 The gate also holds the model to `min_cosine` on a fixed set of short to over-long texts
 (`fidelity`), which SciFact does not cover.
 
@@ -62,6 +63,7 @@ REPORT_MD = "validation.md"
 JSON_KEYS = {"quantized": "int8"}
 """`ValidationRow` fields written under another name in validation.json (kept for readers)."""
 BATCH_SIZE = 32
+ENCODE_KWARGS = {"batch_size": BATCH_SIZE, "show_progress_bar": False}
 REFERENCE = "SentenceTransformer(source)"
 """The fp32 reference, in the cache key: scores of another reference are never reused."""
 
@@ -209,6 +211,12 @@ def build_tasks(
 
 
 def _evaluate(model: Any, task: Any) -> tuple[float, dict[str, Any], float]:
+    score, details, seconds, _ = _evaluate_result(model, task)
+    return score, details, seconds
+
+
+def _evaluate_result(model: Any, task: Any) -> tuple[float, dict[str, Any], float, Any]:
+    """(main score, the split's scores, seconds, mteb's TaskResult) of `model` on `task`."""
     import datasets
     import mteb
 
@@ -221,15 +229,16 @@ def _evaluate(model: Any, task: Any) -> tuple[float, dict[str, Any], float]:
         co2_tracker=False,
         show_progress_bar=False,
         overwrite_strategy="always",
-        encode_kwargs={"batch_size": BATCH_SIZE, "show_progress_bar": False},
+        encode_kwargs=dict(ENCODE_KWARGS),
     )
     task_result = result.task_results[0]
+    score, details = _split_scores(task_result, task)
+    return score, details, time.perf_counter() - started, task_result
+
+
+def _split_scores(task_result: Any, task: Any) -> tuple[float, dict[str, Any]]:
     split = task.eval_splits[0]
-    return (
-        float(task_result.get_score(splits=[split])),
-        task_result.scores[split][0],
-        time.perf_counter() - started,
-    )
+    return float(task_result.get_score(splits=[split])), task_result.scores[split][0]
 
 
 def _data_digest(task: Any) -> str:
@@ -292,10 +301,12 @@ def reference_scores(
 ) -> dict[str, tuple[str, float, float | None]]:
     """(metric, fp32 score, seconds or None when cached) per task, from the cache or by running
     the source model in PyTorch, or `reference_model` (an mteb model, e.g. the fp32 IR, named by
-    `reference_runtime` in the cache key)."""
+    `reference_runtime` in the cache key).
+
+    Scores live in mteb's own `ResultCache` under `cache_dir/mteb` (see `_cached_result`)."""
     from .mteb_model import reference_source, source_fingerprint
 
-    cache = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
+    cache = ReferenceCache(cache_dir)
     # A known revision names the weights: the source is only fetched when a score is missing.
     revision = "" if reference else config.source_revision
     source = None if revision else reference_source(config, reference)
@@ -303,39 +314,70 @@ def reference_scores(
     scores = {}
     for task in tasks:
         key = _cache_key(task, config, fingerprint, subset, reference_runtime)
-        digest = value_digest(key)
-        path = cache / f"{task.metadata.name}-{digest[:16]}.json"
-        if path.is_file():
-            cached = json.loads(path.read_text())
-            if cached.get("key") == key:
-                scores[task.metadata.name] = (cached["metric"], cached["score"], None)
-                logger.info("  fp32 %s: %.4f (cached in %s)", task.metadata.name, cached["score"],
-                            path)
-                continue
+        cached = cache.load(task, key)
+        if cached is not None:
+            scores[task.metadata.name] = (task.metadata.main_score, cached, None)
+            continue
         if reference_model is None:
             source = source or reference_source(config, reference)
         model = reference_model or _reference_model(source, fingerprint)
         logger.info(f"  fp32 {task.metadata.name}: scoring with {model.mteb_model_meta.name} "
                     f"({reference_runtime or 'PyTorch'})")
-        score, details, seconds = _evaluate(model, task)
-        metric = task.metadata.main_score
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "key": key,
-                    "metric": metric,
-                    "score": score,
-                    "seconds": round(seconds, 1),
-                    "scores": details,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-        scores[task.metadata.name] = (metric, score, seconds)
+        score, _, seconds, task_result = _evaluate_result(model, task)
+        cache.save(task_result, key)
+        scores[task.metadata.name] = (task.metadata.main_score, score, seconds)
         logger.info(f"  fp32 {task.metadata.name}: {score:.4f} in {seconds:.0f} s")
     return scores
+
+
+class ReferenceCache:
+    """fp32 reference scores in mteb's `ResultCache` (`cache_dir/mteb/results/...`).
+
+    mteb files a result under a model name and revision. The name here is
+    `ipex-embeddings-reference/<source>`; the revision is the sha256 of everything the score
+    depends on (`_cache_key`: reference, source weights, settings, task, data, split, subset,
+    mteb version), which is also written beside the result as `ipex_embeddings_key.json`, so a
+    score is only ever reused for the same question. mteb's own tools read these results.
+    """
+
+    KEY_FILE = "ipex_embeddings_key.json"
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        import mteb
+
+        self.root = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
+        self.cache = mteb.ResultCache(cache_path=self.root / "mteb")
+
+    @staticmethod
+    def meta(key: dict[str, Any]) -> Any:
+        from mteb.models import ModelMeta
+
+        source = str(key["source_model"]).replace("/", "__") or "unknown"
+        return ModelMeta.create_empty(overwrites={
+            "name": f"ipex-embeddings-reference/{source}", "revision": value_digest(key),
+        })
+
+    def load(self, task: Any, key: dict[str, Any]) -> float | None:
+        """The cached main score of `task` under `key`, or None."""
+        meta = self.meta(key)
+        path = self.cache.get_task_result_path(task.metadata.name, meta)
+        key_file = path.parent / self.KEY_FILE
+        if not path.is_file() or not key_file.is_file():
+            return None
+        if json.loads(key_file.read_text()) != json.loads(json.dumps(key, default=str)):
+            return None
+        result = self.cache.load_task_result(task.metadata.name, meta)
+        if result is None or task.eval_splits[0] not in result.scores:
+            return None
+        score, _ = _split_scores(result, task)
+        logger.info("  fp32 %s: %.4f (cached in %s)", task.metadata.name, score, path)
+        return score
+
+    def save(self, task_result: Any, key: dict[str, Any]) -> None:
+        meta = self.meta(key)
+        self.cache.save_to_cache(task_result, meta, encode_kwargs=dict(ENCODE_KWARGS))
+        path = self.cache.get_task_result_path(task_result.task_name, meta)
+        (path.parent / self.KEY_FILE).write_text(json.dumps(key, indent=2, default=str))
 
 
 def compare_with_reference(

@@ -47,7 +47,8 @@ __all__ = ["validate_command"]
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help=f"Where fp32 reference scores are cached [default: {DEFAULT_CACHE_DIR}].",
+    help="Where fp32 reference scores are cached, as mteb's ResultCache under mteb/ "
+    f"[default: {DEFAULT_CACHE_DIR}].",
 )
 @click.option(
     "--reference",
