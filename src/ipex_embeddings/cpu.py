@@ -4,8 +4,9 @@ OpenVINO's int8 matrix products are fast where the CPU has int8 dot-product inst
 (AVX-512 VNNI, AVX-VNNI or AMX). Without them (AVX2 only: Intel before Cascade Lake and Alder
 Lake, AMD before Zen 4, and cloud VMs that hide AVX-512) the CPU plugin runs them with oneDNN's
 AVX2 `jit_gemm_I8` kernels, which are slower than its fp32 kernels: on all-MiniLM-L6-v2, static
-int8 ran at 0.75x the fp32 model's throughput and 0.72x its query speed on a 2-core AVX2 EPYC
-(`benchmarks/int8_kernels.py`, results in benchmarks/results/int8-kernels-avx2). OpenVINO's own
+int8 ran at 0.75x-0.78x the fp32 model's throughput and 0.65x-0.73x its query speed on a
+2-core AVX2 EPYC (three runs of
+`benchmarks/int8_kernels.py`; results in benchmarks/results/int8-kernels-avx2). OpenVINO's own
 tracker knows the effect (openvinotoolkit/openvino#4005). Loading such a model there warns once.
 """
 
