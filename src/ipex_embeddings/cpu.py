@@ -51,8 +51,9 @@ def warn_if_int8_is_slow(config: ModelConfig, flags: Iterable[str] | None = None
     """Warn (`Int8SpeedWarning`) when `config` is a static int8 model (int8 activations) and the
     CPU (`flags`, default `cpu_flags()`) has no int8 dot-product instructions; return whether
     it warned. Nothing is said where the flags cannot be read."""
-    scheme = str(config.quantization.get("scheme", "static"))
-    if config.precision != "int8" or scheme.startswith("weights"):
+    # Folders before `ipex-embed quantize --scheme` are all static int8 (no "activations" key).
+    activations = config.quantization.get("activations", "int8")
+    if config.precision != "int8" or activations != "int8":
         return False
     flags = cpu_flags() if flags is None else flags
     if flags is None or has_int8_dot_product(flags):
