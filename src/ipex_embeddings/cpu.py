@@ -65,6 +65,6 @@ def warn_if_int8_is_slow(config: ModelConfig, flags: Iterable[str] | None = None
         "`python benchmarks/int8_kernels.py`; on this CPU an fp32 folder "
         "(`ipex-embed quantize MODEL --precision fp32`) is likely faster.",
         Int8SpeedWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of Encoder.load or CrossEncoder.load
     )
     return True
