@@ -121,6 +121,11 @@ class TuningStep:
         """The largest loss over the tasks."""
         return max(self.losses.values())
 
+    @property
+    def label(self) -> str:
+        """The candidate in words: its scheme, and the ops it kept out of int8 if any."""
+        return self.scheme + (f" keeping {len(self.kept)} ops out of int8" if self.kept else "")
+
 
 @dataclass
 class TuningResult:
@@ -321,9 +326,9 @@ class _Search:
         best_step = min(self.steps, key=lambda s: s.worst_loss)
         raise TuningError(
             f"No candidate lost at most {self.max_loss:g} % on the {TUNING_SPLIT} split; "
-            f"{self._tried()}. The best ({best_step.scheme}, {len(best_step.kept)} ops kept out "
-            f"of int8) lost {best_step.losses}. Use a larger --max-loss, another --scheme "
-            "(weights-int8 keeps activations float), or --precision fp32.",
+            f"{self._tried()}. The best ({best_step.label}) lost {best_step.losses}. Use a "
+            "larger --max-loss, another --scheme (weights-int8 keeps activations float), or "
+            "--precision fp32.",
             steps=self.steps,
         )
 
@@ -346,8 +351,7 @@ class _Search:
 
     def _tried(self) -> str:
         return "tried " + "; ".join(
-            f"{s.scheme}" + (f" keeping {len(s.kept)} ops" if s.kept else "")
-            + f" (worst loss {s.worst_loss:+.2f} %)" for s in self.steps
+            f"{s.label} (worst loss {s.worst_loss:+.2f} %)" for s in self.steps
         )
 
     def _chosen(self, step: TuningStep, folder: Path) -> tuple[TuningStep, Path]:
@@ -379,12 +383,10 @@ class _Search:
     def _reason(self) -> str:
         """Why the written candidate was picked, with the losses of those tried before it."""
         chosen = self.steps[-1]
-        before = [f"{s.scheme}" + (f" keeping {len(s.kept)} ops" if s.kept else "")
-                  + f" lost up to {s.worst_loss:.4g} %" for s in self.steps[:-1]]
+        before = [f"{s.label} lost up to {s.worst_loss:.4g} %" for s in self.steps[:-1]]
         return (
-            f"{chosen.scheme}" + (f" keeping {len(chosen.kept)} ops" if chosen.kept else "")
-            + f": the first candidate, fastest first, within {self.max_loss:g} % on every task "
-            f"on the {TUNING_SPLIT} split (worst loss {chosen.worst_loss:.4g} %)"
+            f"{chosen.label}: the first candidate, fastest first, within {self.max_loss:g} % on "
+            f"every task on the {TUNING_SPLIT} split (worst loss {chosen.worst_loss:.4g} %)"
             + (f"; before it {', '.join(before)}" if before else "")
         )
 
