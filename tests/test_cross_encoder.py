@@ -102,13 +102,16 @@ def _model_config(family: str, vocab: dict[str, int], num_labels: int) -> Any:
     )
 
 
-def make_cross_encoder(folder: Path, family: str, num_labels: int = 1, seed: int = 0) -> Path:
-    """A randomly initialised 2-layer `<Family>ForSequenceClassification` saved in `folder`."""
+def make_cross_encoder(
+    folder: Path, family: str, num_labels: int = 1, seed: int = 0, max_length: int = 120
+) -> Path:
+    """A randomly initialised 2-layer `<Family>ForSequenceClassification` saved in `folder`,
+    taking pairs of up to `max_length` tokens."""
     import torch
     import transformers
 
     folder.mkdir(parents=True, exist_ok=True)
-    _tokenizer(family, folder, max_length=120)
+    _tokenizer(family, folder, max_length=max_length)
     vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
     torch.manual_seed(seed)
     classes = {
@@ -116,7 +119,9 @@ def make_cross_encoder(folder: Path, family: str, num_labels: int = 1, seed: int
         "xlm-roberta": transformers.XLMRobertaForSequenceClassification,
         "modernbert": transformers.ModernBertForSequenceClassification,
     }
-    model = classes[family](_model_config(family, vocab, num_labels)).eval()
+    config = _model_config(family, vocab, num_labels)
+    config.max_position_embeddings = max(config.max_position_embeddings, max_length + 8)
+    model = classes[family](config).eval()
     model.save_pretrained(folder, safe_serialization=True)
     return folder
 

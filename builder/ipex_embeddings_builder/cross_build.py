@@ -129,8 +129,8 @@ class CrossEncoderBuild(Build):
             progress.info("Cross-encoder: plain int8 (accuracy-aware tuning is for bi-encoders); "
                           "the validation gate still applies.")
         if options.bench != "skip":
-            progress.info("Cross-encoder: no benchmark stage (ipex-embed bench measures "
-                          "bi-encoders); --bench is ignored.")
+            progress.info("Cross-encoder: no benchmark stage in build (measure the folder with "
+                          "`ipex-embed bench OUTPUT --source SOURCE`); --bench is ignored.")
 
     def stages(self) -> list[Stage]:
         """quantize -> validate -> card (publishing follows in `Build.run`)."""

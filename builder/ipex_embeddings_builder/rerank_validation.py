@@ -97,7 +97,19 @@ def _fp32_scores(reference: Path, max_length: int, pairs: list[tuple[str, str]])
 
     model = CrossEncoder(str(reference), device="cpu", max_length=max_length,
                          local_files_only=True)
-    return np.asarray(model.predict(pairs, batch_size=32, show_progress_bar=False))
+    return ranking_scores(np.asarray(model.predict(pairs, batch_size=32,
+                                                   show_progress_bar=False)))
+
+
+def ranking_scores(scores: np.ndarray) -> np.ndarray:
+    """One score per pair from sentence-transformers' `predict`: float [n] as it is, and for a
+    two-logit (negative, positive) model, whose `predict` gives [n, 2], the positive margin,
+    which orders pairs as softmax's positive-class probability does."""
+    if scores.ndim == 2 and scores.shape[1] == 2:
+        return scores[:, 1] - scores[:, 0]
+    if scores.ndim != 1:
+        raise ValueError(f"expected one or two logits per pair, got scores of shape {scores.shape}")
+    return scores
 
 
 def _scored(model_dir: Path, reference: Path, pairs: list) -> tuple[Any, dict[str, np.ndarray]]:

@@ -8,6 +8,7 @@ texts to relevance scores); the LangChain and LlamaIndex adapters live in
 from __future__ import annotations
 
 from .config import CONFIG_NAME, ModelConfig
+from .cpu import Int8SpeedWarning
 from .cross_encoder import CrossEncoder
 from .encoder import Encoder, TruncationWarning
 from .errors import InvalidTextError, ModelFolderError, TruncationError, UnsafeModelError
@@ -16,6 +17,7 @@ __all__ = [
     "CONFIG_NAME",
     "CrossEncoder",
     "Encoder",
+    "Int8SpeedWarning",
     "InvalidTextError",
     "ModelConfig",
     "ModelFolderError",

@@ -25,6 +25,7 @@ import openvino as ov
 
 from .batching import Batch, TextTokenizer, check_text, check_texts, first_invalid_text
 from .config import ACTIVATIONS, ModelConfig
+from .cpu import warn_if_int8_is_slow
 from .encoder import (
     Truncation,
     TruncationWarning,
@@ -116,6 +117,7 @@ class CrossEncoder:
         _check_activation(config.activation, config.dimension)
         self.folder = folder
         self.config = config
+        warn_if_int8_is_slow(config)
         self.threads = threads or available_cores()
         self.streams = streams or 1
         model = openvino_core().read_model(folder / config.model_file)

@@ -18,6 +18,7 @@ import openvino as ov
 
 from .batching import Batch, TextTokenizer, check_text, check_texts
 from .config import ModelConfig
+from .cpu import warn_if_int8_is_slow
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
 from .output import (
@@ -144,6 +145,7 @@ class Encoder:
             check_text(config.prompt(kind), f"the {kind} prompt ({kind}_prompt)")
         self.folder = folder
         self.config = config
+        warn_if_int8_is_slow(config)
         self.threads = threads or available_cores()
         self.streams = streams
         # OpenVINO keys cached blobs by model content and settings: a second load skips most

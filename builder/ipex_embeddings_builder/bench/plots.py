@@ -1,4 +1,5 @@
-"""PNG plots of a BenchReport: latency vs sequence length, throughput vs batch, end-to-end bars."""
+"""PNG plots of a BenchReport: latency vs sequence length, throughput vs batch, end-to-end and
+rerank bars, scaling."""
 
 from __future__ import annotations
 
@@ -100,6 +101,33 @@ def _end_to_end(report: BenchReport, path: Path) -> Path:
     return _save(report, fig, path)
 
 
+def _rerank(report: BenchReport, path: Path) -> Path:
+    """Pairs/s (with the ratio to sentence-transformers torch fp32) and per-claim latency."""
+    plt = _pyplot()
+    rows = report.rerank
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    labels = [report.label(r.system, "rerank") for r in rows]
+    colors = ["tab:orange" if r.system.startswith("ours") else "tab:blue" for r in rows]
+    bars = left.barh(labels, [r.pairs_per_s for r in rows], color=colors)
+    left.bar_label(bars, labels=[f"{r.pairs_per_s:,.0f}" + (f" ({r.speedup:.1f}x)" if r.speedup
+                   else "") for r in rows], fontsize=7, padding=2)
+    left.invert_yaxis()
+    setup = report.rerank_setup
+    left.set_xlabel(f"(claim, abstract) pairs/s ({setup.get('pairs', 0):,} pairs)")
+    left.set_title("Rerank throughput (x: vs sentence-transformers torch fp32)", fontsize=10)
+    bars = right.barh(labels, [r.query_p50_ms for r in rows], color=colors)
+    right.bar_label(bars, labels=[f"{r.query_p50_ms:.0f} (p90 {r.query_p90_ms:.0f})"
+                                  for r in rows], fontsize=7, padding=2)
+    right.invert_yaxis()
+    right.set_yticks([])
+    right.set_xlabel(f"latency per claim p50 (ms), {setup.get('candidates_per_query', 0)} "
+                     "candidates each")
+    right.set_title("Latency per claim", fontsize=10)
+    left.margins(x=0.3)
+    right.margins(x=0.55)
+    return _save(report, fig, path)
+
+
 def _scaling(report: BenchReport, path: Path) -> Path | None:
     """Speedup over PyTorch fp32 eager of every other system, model by model (MiniLM first)."""
     plt = _pyplot()
@@ -140,6 +168,8 @@ def write_plots(report: BenchReport, output_dir: Path) -> list[Path]:
         paths.append(_throughput(report, model, output_dir / "throughput_vs_batch.png"))
     if report.end_to_end:
         paths.append(_end_to_end(report, output_dir / "end_to_end.png"))
+    if report.rerank:
+        paths.append(_rerank(report, output_dir / "rerank.png"))
     scaling = _scaling(report, output_dir / "scaling.png")
     if scaling is not None:
         paths.append(scaling)

@@ -11,6 +11,7 @@ from typing import Any
 from .end_to_end import EndToEndRow
 from .measure import SystemStatus, ratio_of_rounds
 from .model_level import LatencyRow, ThroughputRow
+from .rerank import RerankRow
 
 __all__ = ["SCHEMA_VERSION", "BenchReport"]
 
@@ -25,6 +26,10 @@ MIN_ROUNDS = 3
 # The issue's targets, set for MiniLM int8; shown only when that is the model benchmarked.
 TARGETS = {"speedup_vs_st_torch": 5.0, "speedup_vs_fastest_st": 1.3, "query_p50_ms": 4.0}
 TARGET_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The issue's targets for an int8 cross-encoder, reranking (any model).
+RERANK_TARGETS = {"speedup_vs_st_torch": 4.0, "speedup_vs_fastest_st": 1.3}
+ST_BACKENDS = ("st-torch", "st-onnx", "st-openvino")
+PART_NAMES = {"model": "model level", "e2e": "end to end", "rerank": "rerank"}
 SCALING_SEQ_LEN = 128
 """The latency point at which models of different sizes are compared."""
 # int8 against each of these, in the scaling summary.
@@ -58,6 +63,9 @@ class BenchReport:
     end_to_end: list[EndToEndRow] = field(default_factory=list)
     corpus: dict[str, Any] = field(default_factory=dict)
     limit: list[dict[str, Any]] = field(default_factory=list)
+    rerank: list[RerankRow] = field(default_factory=list)
+    rerank_setup: dict[str, Any] = field(default_factory=dict)
+    """The rerank part's claims, candidates and first stage (see bench/rerank.py)."""
     skipped_parts: dict[str, str] = field(default_factory=dict)
     round_loads: dict[str, list[dict[str, float | None]]] = field(default_factory=dict)
     """Per phase (model, e2e, scaling-NAME): the 1-minute load average before and after each
@@ -88,7 +96,32 @@ class BenchReport:
     # --- targets -------------------------------------------------------------------------
 
     def targets(self) -> list[dict[str, Any]]:
-        """The issue's targets with the measured figure and whether it is met (MiniLM only)."""
+        """The issue's targets with the measured figure and whether it is met: end to end for
+        MiniLM int8, reranking for an int8 cross-encoder."""
+        return self._embedding_targets() + self._rerank_targets()
+
+    def _rerank_targets(self) -> list[dict[str, Any]]:
+        rows = {r.system: r for r in self.rerank}
+        ours = rows.get("ours")
+        if ours is None or self.model.get("precision") != "int8":
+            return []
+        found = []
+        if "st-torch" in rows and ours.speedup is not None:
+            found.append({"target": "rerank pairs/s >= 4x sentence-transformers CrossEncoder "
+                                    "torch fp32", "measured": ours.speedup, "unit": "x",
+                          "met": ours.speedup >= RERANK_TARGETS["speedup_vs_st_torch"]})
+        peers = [r for key, r in rows.items() if key in ST_BACKENDS]
+        if peers:
+            fastest = max(peers, key=lambda r: r.pairs_per_s)
+            ratio = ours.pairs_per_s / fastest.pairs_per_s
+            found.append({"target": "rerank pairs/s >= 1.3x the fastest sentence-transformers "
+                                    f"backend measured ({self.label(fastest.system, 'rerank')})",
+                          "measured": ratio, "unit": "x",
+                          "met": ratio >= RERANK_TARGETS["speedup_vs_fastest_st"],
+                          "peers_measured": sorted(r.system for r in peers)})
+        return found
+
+    def _embedding_targets(self) -> list[dict[str, Any]]:
         if self.model.get("source_model") != TARGET_MODEL or not self.end_to_end:
             return []
         rows = {r.system: r for r in self.end_to_end}
@@ -125,6 +158,9 @@ class BenchReport:
             if r.system in ours and len(r.round_docs_per_s) > 1:
                 found[f"{r.system} docs/s"] = spread(r.round_docs_per_s)["relative"]
                 found[f"{r.system} query p50"] = spread(r.round_query_p50_ms or [0])["relative"]
+        for row in self.rerank:
+            if row.system in ("ours", "ours-fp32") and len(row.round_pairs_per_s) > 1:
+                found[f"rerank {row.system} pairs/s"] = spread(row.round_pairs_per_s)["relative"]
         for r in self.latency:
             if r.system == "ov-int8" and len(r.round_medians_ms) > 1:
                 found[f"int8 latency {r.seq_len} tokens"] = spread(r.round_medians_ms)["relative"]
@@ -219,10 +255,12 @@ class BenchReport:
         lines += self._throughput_md()
         lines += self._scaling_md()
         lines += self._end_to_end_md()
+        lines += self._rerank_md()
         lines += self._limit_md()
         targets = self.targets()
         if targets:
-            lines += ["## Targets (set for MiniLM int8)", "", "| target | measured | met |",
+            which = "set for MiniLM int8" if self.end_to_end else "int8 cross-encoder, reranking"
+            lines += [f"## Targets ({which})", "", "| target | measured | met |",
                       "|---|---|---|"]
             for t in targets:
                 lines.append(f"| {t['target']} | {t['measured']:.2f}{t['unit']} | "
@@ -258,7 +296,7 @@ class BenchReport:
                 details += "; " + ", ".join(f"{k} {v}" for k, v in s.versions.items())
             else:
                 details = s.reason
-            part = "model level" if s.kind == "model" else "end to end"
+            part = PART_NAMES.get(s.kind, s.kind)
             lines.append(f"| {s.label} | {part} | {s.role} | {s.status} | {details} |")
         return [*lines, ""]
 
@@ -344,6 +382,37 @@ class BenchReport:
                 f"| {self.label(r.system, 'e2e')} | {r.docs_per_s:,.1f}{spread} | "
                 f"{_ratio(r.speedup)} | {r.query_p50_ms:.2f} | {r.query_p90_ms:.2f} | {cosine} | "
                 f"{_fmt(r.load_s, 1)} |"
+            )
+        return [*lines, ""]
+
+    def _rerank_md(self) -> list[str]:
+        if not self.rerank:
+            return []
+        setup = self.rerank_setup
+        lines = [
+            "## Reranking on SciFact (cross-encoder)", "",
+            f"{setup['queries']} SciFact test claims, each with its BM25 top "
+            f"{setup['candidates_per_query']} abstracts ({setup['first_stage']}): "
+            f"{setup['pairs']:,} (claim, abstract) pairs. Each system scores one claim's "
+            f"candidates per call of its public API (batch size {self.settings['batch_size']}), "
+            f"after {setup['warmup_queries']} untimed claims per round. Pairs/s: the timed pairs "
+            "over the summed call times; latency: per claim. Agreement with sentence-transformers "
+            "torch fp32 on the same pairs: Spearman's rank correlation of each claim's "
+            "candidates (mean, lowest) and the largest |score difference| of any pair.", "",
+            f"Measured by `{self.command}`.", "",
+            "| system | pairs/s (spread) | vs ST torch fp32 | claim p50 ms | claim p90 ms "
+            "| Spearman to ST fp32 mean (min) | max abs diff | load s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in self.rerank:
+            rates = r.pairs_per_s_spread
+            spread = f" ({rates['min']:,.1f}-{rates['max']:,.1f})" if rates else ""
+            agreement = ("-" if r.spearman_mean is None else
+                         f"{r.spearman_mean:.4f} ({r.spearman_min:.4f})")
+            lines.append(
+                f"| {self.label(r.system, 'rerank')} | {r.pairs_per_s:,.1f}{spread} | "
+                f"{_ratio(r.speedup)} | {r.query_p50_ms:.2f} | {r.query_p90_ms:.2f} | "
+                f"{agreement} | {_fmt(r.max_abs_diff, 5)} | {_fmt(r.load_s, 1)} |"
             )
         return [*lines, ""]
 

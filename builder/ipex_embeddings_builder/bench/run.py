@@ -9,14 +9,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..commandline import command_line
-from ..errors import BenchError
+from ..errors import BenchError, BuilderError
 from ..log import report_logger
 from .report import BenchReport
 
@@ -25,7 +25,9 @@ progress = report_logger(__name__)
 __all__ = ["FULL", "PEERS_PYTHON_ENV", "QUICK", "BenchPlan", "run_bench"]
 
 PEERS_PYTHON_ENV = "IPEX_EMBED_BENCH_PEERS_PYTHON"
-PARTS = ("model", "e2e", "scaling")
+BI_ENCODER_PARTS = ("model", "e2e", "scaling")
+CROSS_ENCODER_PARTS = ("rerank",)
+PARTS = (*BI_ENCODER_PARTS, *CROSS_ENCODER_PARTS)
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,14 @@ class BenchPlan:
     scaling_runs: int = 10
     scaling_samples: int = 32
     """Calibration texts for the random scaling models (speed only: their accuracy is moot)."""
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = BI_ENCODER_PARTS
+    """The parts of a bi-encoder folder's run; a cross-encoder folder's run is the rerank part,
+    which a preset's parts stand for (see `_folder_and_plan`)."""
     build_missing: bool = True
     """Build fp32 and bf16 folders from the int8 folder's source model when not given."""
     torch_bf16: bool = True
+    rerank_candidates: int = 100
+    """BM25 candidates per SciFact claim in the rerank part (its claims are `queries`)."""
 
 
 FULL = BenchPlan(
@@ -103,6 +109,8 @@ class _Context:
     """Interpreters given with --peer-env NAME=PYTHON (they win over --peers-dir)."""
     source_path: Path | None = None
     folders: dict[str, Path] = field(default_factory=dict)
+    source: str | None = None
+    """--source: a cross-encoder's fp32 source (default: the folder's source_model)."""
 
 
 def _token_spec(model_dir: Path) -> tuple[dict[str, int], int]:
@@ -325,14 +333,109 @@ def _end_to_end(ctx: _Context) -> None:
                 fleet.add_skipped(spec, skipped[spec.key])
         report.end_to_end += measure_end_to_end(fleet, plan.rounds, ctx.work_dir / "vectors")
         report.round_loads["e2e"] = fleet.round_loads
-        for status in fleet.statuses.values():
-            needs_optimum = "ptimum" in status.reason or "could not start" in status.reason
-            if status.status != "ok" and status.key.startswith("st-") and needs_optimum:
-                status.reason += (
-                    f" [peers interpreter: {Path(ctx.peers_python).name}; sentence-transformers' "
-                    "onnx and openvino backends need optimum, see benchmarks/README.md and "
-                    "--peers-python]"
-                )
+        _explain_optimum(ctx, fleet.statuses.values())
+        report.systems += [fleet.statuses[s.key] for s in specs]
+
+
+def _explain_optimum(ctx: _Context, statuses: Iterable[Any]) -> None:
+    """Say, beside a sentence-transformers backend that did not load, where optimum must be."""
+    for status in statuses:
+        needs_optimum = "ptimum" in status.reason or "could not start" in status.reason
+        if status.status != "ok" and status.key.startswith("st-") and needs_optimum:
+            status.reason += (
+                f" [peers interpreter: {Path(ctx.peers_python).name}; sentence-transformers' "
+                "onnx and openvino backends need optimum, see benchmarks/README.md and "
+                "--peers-python]"
+            )
+
+
+def _resolve_cross_source(ctx: _Context) -> None:
+    """The cross-encoder's fp32 source folder (--source, else the folder's source_model), for
+    the sentence-transformers systems and our fp32 folder; when absent, they are skipped."""
+    from ..cross_build import is_cross_encoder_folder
+    from ..errors import SourceModelError
+    from ..source import _local_copy
+
+    name = ctx.source or ctx.config.source_model
+    try:
+        path = _local_copy(name, None if ctx.source else _revision(ctx))[0]
+    except SourceModelError as err:
+        reason = f"the source model {name!r} could not be found ({err})"
+    else:
+        if is_cross_encoder_folder(path):
+            ctx.source_path = path
+            return
+        reason = f"the source {name!r} is not a *ForSequenceClassification cross-encoder"
+    ctx.report.skipped_parts["sentence-transformers CrossEncoder systems"] = (
+        f"{reason}; pass --source FOLDER, the fp32 cross-encoder the folder was built from")
+
+
+def _cross_fp32_folder(ctx: _Context, given: Path | None) -> Path | None:
+    """Our fp32 cross-encoder folder beside the one benchmarked: given, built, or None (said)."""
+    from ipex_embeddings.folder import check_model_folder
+
+    if ctx.config.precision == "fp32":
+        return None
+    if given is not None:
+        found = check_model_folder(Path(given), "cross-encoder").precision
+        if found != "fp32":
+            raise BenchError(f"--fp32-dir {given} holds a {found} model, not fp32.")
+        return Path(given)
+    why = ("quick mode builds no extra folders" if not ctx.plan.build_missing
+           else "the source model is not available")
+    if ctx.plan.build_missing and ctx.source_path is not None:
+        try:
+            return _build_cross_fp32(ctx, ctx.source_path)
+        except BuilderError as err:
+            why = f"building it failed ({err})"
+    ctx.report.skipped_parts["ipex-embeddings CrossEncoder fp32"] = (
+        f"{why}; pass --fp32-dir (make one with `"
+        + command_line("quantize", "SOURCE", options=[("--precision", "fp32"),
+                                                      ("--output", "DIR")]) + "`)")
+    return None
+
+
+def _build_cross_fp32(ctx: _Context, source: Path) -> Path:
+    from ..cross_build import quantize_cross_encoder_source
+
+    folder = ctx.work_dir / "cross-encoder-fp32"
+    marker = folder / "bench_build.json"
+    identity = {"source": str(source.resolve()), "revision": ctx.config.source_revision,
+                "max_seq_length": ctx.config.max_seq_length}
+    if marker.is_file() and json.loads(marker.read_text()) == identity:
+        return folder
+    progress.info(f"Building the fp32 cross-encoder folder from {source} into {folder}")
+    quantize_cross_encoder_source(source, ctx.config.source_model, folder, precision="fp32",
+                                  max_seq_length=ctx.config.max_seq_length, overwrite=True)
+    marker.write_text(json.dumps(identity))
+    return folder
+
+
+def _rerank(ctx: _Context, fp32_dir: Path | None) -> None:
+    """The rerank part: SciFact claims' BM25 candidates through each cross-encoder's API."""
+    from .rerank import measure_rerank, rerank_specs, write_rerank_texts
+
+    plan, report = ctx.plan, ctx.report
+    texts_file = ctx.work_dir / "rerank.json"
+    report.rerank_setup, sizes = write_rerank_texts(texts_file, plan.queries,
+                                                    plan.rerank_candidates)
+    specs = rerank_specs(ctx.model_dir, ctx.source_path or Path(), ctx.config.precision,
+                         ctx.config.max_seq_length, plan.batch_size,
+                         _cross_fp32_folder(ctx, fp32_dir))
+    skipped = {} if ctx.source_path else {
+        s.key: "the source model is not available" for s in specs if s.key.startswith("st-")}
+    progress.info(f"Rerank: {report.rerank_setup['queries']} SciFact claims x "
+                  f"{plan.rerank_candidates} BM25 candidates: "
+                  f"{', '.join(s.label for s in specs if s.key not in skipped)}")
+    with _fleet(ctx, [s for s in specs if s.key not in skipped],
+                {"texts_file": str(texts_file)}, "rerank") as fleet:
+        for spec in specs:
+            if spec.key in skipped:
+                fleet.add_skipped(spec, skipped[spec.key])
+        report.rerank += measure_rerank(fleet, plan.rounds, ctx.work_dir / "rerank-scores",
+                                        sizes)
+        report.round_loads["rerank"] = fleet.round_loads
+        _explain_optimum(ctx, fleet.statuses.values())
         report.systems += [fleet.statuses[s.key] for s in specs]
 
 
@@ -397,6 +500,13 @@ def _new_report(
 
 def _run_parts(ctx: _Context, fp32_dir: Path | None, bf16_dir: Path | None) -> None:
     """The plan's parts, in order, into `ctx.report`."""
+    if ctx.config.kind == "cross-encoder":
+        _resolve_cross_source(ctx)
+        _timed(ctx, "rerank", lambda c: _rerank(c, fp32_dir))
+        ctx.report.skipped_parts["model level, end to end, scaling"] = (
+            "these parts measure bi-encoders (embeddings); a cross-encoder folder is measured by "
+            "the rerank part")
+        return
     _resolve_source(ctx)
     if "model" in ctx.plan.parts:
         _prepare_folders(ctx, fp32_dir, bf16_dir)
@@ -428,38 +538,37 @@ def run_bench(
     vnni_ports: int = 2,
     clock_ghz: float | None = None,
     command: str | None = None,
+    source: str | None = None,
 ) -> BenchReport:
     """Benchmark the model folder `model_dir`; write bench.json, bench.md and plots to `output_dir`.
+    A cross-encoder folder gets the rerank part (bench/rerank.py), a bi-encoder the others.
     Progress goes to the report logger `ipex_embeddings_builder.report.run` (see `log`).
 
     Args:
         quick: the smoke-test preset (about a minute): few runs, 64 documents, no scaling.
-        rounds: override the plan's rounds.
-        plan: what to measure (default: `QUICK` or `FULL`).
-        fp32_dir, bf16_dir: our fp32/bf16 folders for the model-level comparison; when absent, the
-            full plan builds them from the source model into `work_dir`.
+        rounds, plan: override the plan's rounds; what to measure (default: `QUICK` or `FULL`).
+        fp32_dir, bf16_dir: our fp32/bf16 folders to compare (default: the full plan builds them).
         peers_python: interpreter for the sentence-transformers systems (default: this one, or
             $IPEX_EMBED_BENCH_PEERS_PYTHON); its onnx and openvino backends need optimum there.
         peers_dir: the int8 peers' environments, a venv per peer by name (made by
             benchmarks/peers/setup_NAME.sh); without it or `peer_envs`, the report skips them.
         peer_envs: NAME -> interpreter, for peer environments elsewhere (wins over peers_dir).
-        work_dir: keep built folders, texts, vectors and worker logs here (default: a temporary
-            folder, removed afterwards).
-        vnni_ports: VNNI instructions issued per cycle per core, for the int8 peak without AMX.
-        clock_ghz: override the CPU clock read from the OS, for the int8 peak.
+        work_dir: keep built folders, texts, vectors and worker logs here (default: a temp folder).
+        vnni_ports, clock_ghz: VNNI instructions issued per cycle per core, and the CPU clock
+            (default: the OS's), for the int8 peak without AMX.
         command: the command line recorded in the report (default: one that re-runs it).
+        source: a cross-encoder's fp32 source, a folder or Hub id (default: its source_model).
 
     Raises:
-        BenchError: the plan has no rounds, or a --fp32-dir/--bf16-dir holds another precision.
+        BenchError: no rounds, a given folder of another precision, a part of the other kind.
         ModelFolderError: `model_dir` (or a given folder) is not a model folder.
     """
     from ipex_embeddings.encoder import available_cores
-    from ipex_embeddings.folder import check_model_folder
 
     started = time.time()
     model_dir, output_dir = Path(model_dir).expanduser(), Path(output_dir).expanduser()
-    config = check_model_folder(model_dir)
-    plan = _plan(plan, quick, rounds)
+    config, plan = _folder_and_plan(model_dir, _plan(plan, quick, rounds),
+                                    {"--source": source, "--bf16-dir": bf16_dir})
     threads = threads or available_cores()
     report = _new_report(model_dir, output_dir, config, plan, quick=quick, threads=threads,
                          vnni_ports=vnni_ports, clock_ghz=clock_ghz, command=command)
@@ -467,7 +576,7 @@ def run_bench(
         ctx = _Context(model_dir, output_dir, work, plan, threads,
                        peers_python or os.environ.get(PEERS_PYTHON_ENV) or sys.executable,
                        report, config, Path(peers_dir).expanduser() if peers_dir else None,
-                       dict(peer_envs or {}))
+                       dict(peer_envs or {}), source=source)
         _run_parts(ctx, fp32_dir, bf16_dir)
     _write(report, output_dir, time.time() - started)
     return report
@@ -485,6 +594,39 @@ def _plan(plan: BenchPlan | None, quick: bool, rounds: int | None) -> BenchPlan:
     if plan.rounds < 1:
         raise BenchError(f"rounds must be at least 1, got {plan.rounds}.")
     return plan
+
+
+def _folder_and_plan(
+    model_dir: Path, plan: BenchPlan, kind_options: dict[str, Any]
+) -> tuple[Any, BenchPlan]:
+    """The folder's config, and `plan` with the parts of the folder's kind: a preset's
+    (bi-encoder) parts stand for the rerank part of a cross-encoder folder.
+
+    Raises:
+        ModelFolderError: not a model folder.
+        BenchError: a part, or one of `kind_options` (given: not None), of the other kind.
+    """
+    from ipex_embeddings.folder import check_model_folder
+
+    config = check_model_folder(model_dir)
+    kind = config.kind
+    cross = kind == "cross-encoder"
+    if cross and plan.parts in (FULL.parts, QUICK.parts):
+        plan = dataclasses.replace(plan, parts=CROSS_ENCODER_PARTS)
+    wrong = [part for part in plan.parts if (part in BI_ENCODER_PARTS) == cross]
+    if wrong:
+        fits = CROSS_ENCODER_PARTS if cross else BI_ENCODER_PARTS
+        raise BenchError(
+            f"{model_dir} is a {kind} folder: the part(s) {', '.join(wrong)} do not apply to it. "
+            f"Its parts are {', '.join(fits)}; leave --parts out to run them.")
+    given = [name for name, value in kind_options.items() if value is not None]
+    if cross and "--bf16-dir" in given:
+        raise BenchError("--bf16-dir does not apply to a cross-encoder folder (it is measured "
+                         "against its fp32 folder and sentence-transformers); leave it out.")
+    if not cross and "--source" in given:
+        raise BenchError("--source is for cross-encoder folders; a bi-encoder folder's source "
+                         "model is read from the folder.")
+    return config, plan
 
 
 @contextmanager

@@ -21,7 +21,9 @@ import numpy as np
 __all__ = [
     "MODEL_LEVEL",
     "END_TO_END",
+    "RERANK",
     "SystemSpec",
+    "Reranker",
     "TextEmbedder",
     "TokenModel",
     "PACKAGES_OF",
@@ -32,6 +34,7 @@ __all__ = [
 
 MODEL_LEVEL = "model"
 END_TO_END = "e2e"
+RERANK = "rerank"
 # Packages whose versions are recorded (those installed where the bench or a system runs).
 VERSIONED_PACKAGES = (
     "ipex-embeddings", "openvino", "tokenizers", "numpy", "torch", "transformers",
@@ -63,7 +66,8 @@ class SystemSpec:
     key: str
     label: str
     kind: str
-    """MODEL_LEVEL (token ids through the transformer) or END_TO_END (texts through an API)."""
+    """MODEL_LEVEL (token ids through the transformer), END_TO_END (texts through an API) or
+    RERANK ((query, candidates) through a cross-encoder's API, see rerank_systems.py)."""
     factory: str
     """Name of the loader: torch, core, sentence_transformers or langchain (this module), or a
     peer's (peer_systems.FACTORIES: genai, fastembed, llamaindex, ipex)."""
@@ -97,6 +101,14 @@ class TextEmbedder(Protocol):
     def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+class Reranker(Protocol):
+    """A cross-encoder's API (the rerank part): a query and its candidates in, their scores out."""
+
+    def score(self, query: str, texts: list[str]) -> np.ndarray: ...
 
     def info(self) -> dict[str, Any]: ...
 
@@ -291,9 +303,13 @@ class LangChainEmbedder:
                 "batch_size": self._embeddings.batch_size}
 
 
-def load_system(spec: SystemSpec, threads: int) -> TokenModel | TextEmbedder:
+def load_system(spec: SystemSpec, threads: int) -> TokenModel | TextEmbedder | Reranker:
     """Build the system a spec describes (inside its worker process)."""
     path, options = str(Path(spec.path)), dict(spec.options)
+    if spec.kind == RERANK:
+        from .rerank_systems import load_reranker
+
+        return load_reranker(spec.factory, path, threads, options)
     if spec.factory == "torch":
         return TorchModel(path, threads, **options)
     if spec.factory == "core":

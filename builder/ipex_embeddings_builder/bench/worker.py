@@ -25,7 +25,8 @@ import numpy as np
 
 __all__ = ["SystemProcess", "WorkerError", "main", "subprocess_env"]
 LOAD_PROBE = "How long does it take to load the model?"
-"""The query embedded once after loading: load time runs until its vector is back."""
+"""The query embedded (or scored against itself, rerank) once after loading: load time runs
+until its vector (its score) is back."""
 
 
 class WorkerError(RuntimeError):
@@ -158,6 +159,28 @@ def _queries(system: Any, task: dict[str, Any], texts: dict[str, list[str]]) -> 
     return {"times": times}
 
 
+def _rerank(system: Any, task: dict[str, Any], texts: dict[str, Any]) -> dict[str, Any]:
+    """Each query's candidates scored in one call, timed per query; scores kept when asked."""
+    documents = texts["documents"]
+    queries = [(item["query"], [documents[i] for i in item["candidates"]])
+               for item in texts["rerank"]]
+    for query, candidates in queries[: task.get("warmup", 0)]:
+        system.score(query, candidates)
+    times, scores = [], []
+    for query, candidates in queries:
+        started = time.perf_counter()
+        found = system.score(query, candidates)
+        times.append(time.perf_counter() - started)
+        scores.append(np.asarray(found, dtype=np.float32))
+    if task.get("save"):
+        np.save(task["save"], np.concatenate(scores) if scores else np.empty(0, np.float32))
+    return {"times": times, "pairs": sum(len(candidates) for _, candidates in queries)}
+
+
+TASKS = {"corpus": _corpus, "queries": _queries, "rerank": _rerank}
+"""The tasks on texts (the texts file's content is their third argument)."""
+
+
 def _answer(out: IO[str], message: dict[str, Any]) -> None:
     out.write(json.dumps(message) + "\n")
     out.flush()
@@ -174,7 +197,7 @@ def main() -> None:
     """Load the system named on the first stdin line, then answer tasks until told to exit.
 
     The load time runs from here (library imports included) to the first vector of an end-to-end
-    system (one short query), or to a loaded model-level system.
+    system (one short query), the first score of a rerank system, or a loaded model-level system.
     """
     started = time.perf_counter()
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -188,8 +211,10 @@ def main() -> None:
         system = load_system(spec, setup["threads"])
         if spec.kind == "e2e":
             system.embed_query(LOAD_PROBE)
+        elif spec.kind == "rerank":
+            system.score(LOAD_PROBE, [LOAD_PROBE])
         load_s = time.perf_counter() - started
-        texts: dict[str, list[str]] = {}
+        texts: dict[str, Any] = {}
         if setup.get("texts_file"):
             texts = json.loads(Path(setup["texts_file"]).read_text(encoding="utf-8"))
         versions = library_versions(PACKAGES_OF[spec.factory])
@@ -206,10 +231,8 @@ def main() -> None:
         try:
             if task["task"] == "latency":
                 result = _latency(system, task, setup["tokens"])
-            elif task["task"] == "corpus":
-                result = _corpus(system, task, texts)
-            elif task["task"] == "queries":
-                result = _queries(system, task, texts)
+            elif task["task"] in TASKS:
+                result = TASKS[task["task"]](system, task, texts)
             else:
                 raise ValueError(f"unknown task {task['task']!r}")
             _answer(protocol, {"ok": True, **result})

@@ -61,16 +61,24 @@ def _peer_envs(entries: tuple[str, ...]) -> dict[str, str]:
               help="SciFact documents end to end, evenly spread over the corpus (default: "
                    "all 5,183; quick: 128).")
 @click.option("--queries", type=click.IntRange(min=1),
-              help="SciFact test queries for query latency (default: all 300; quick: 30).")
+              help="SciFact test queries for query latency, or, for a cross-encoder folder, the "
+                   "first N test claims whose BM25 top 100 are reranked (default: all 300; "
+                   "quick: 30).")
 @click.option("--parts", default=None,
-              help="Comma-separated parts to run: model, e2e, scaling (default: all).")
+              help="Comma-separated parts to run: model, e2e, scaling for a bi-encoder folder "
+                   "(default: all three); rerank, the only part of a cross-encoder folder.")
 @click.option("--scaling", "scaling", default=None,
               help="Scaling shapes, comma-separated: base and large (the default, BGE shapes), "
                    "modernbert-base, qwen3-0.6b (random weights, speed only), or none.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Threads per system (default: every core this process may use).")
 @click.option("--fp32-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Our fp32 folder of the same model (default: built from the source model).")
+              help="Our fp32 folder of the same model (default: built from the source model; "
+                   "not in --quick).")
+@click.option("--source",
+              help="Cross-encoder folders only: the fp32 source model (a folder or Hub id) for "
+                   "sentence-transformers' CrossEncoder and our fp32 folder (default: the "
+                   "folder's source_model, which names a local source by its folder name only).")
 @click.option("--bf16-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Our bf16 folder of the same model (default: built from the source model).")
 @click.option("--peers-python", envvar="IPEX_EMBED_BENCH_PEERS_PYTHON",
@@ -100,11 +108,13 @@ def bench_command(
 ) -> None:
     """Benchmark MODEL_DIR (an ipex-embeddings folder) against PyTorch and sentence-transformers.
 
-    Model level (latency vs sequence length, throughput vs batch size), end to end on SciFact
-    (documents/s and query latency through each library's API), scaling on random BGE-base and
-    BGE-large shapes (ModernBERT-base and Qwen3-0.6B on request: --scaling), and the distance to
-    the CPU's int8 peak. Writes bench.json, bench.md and
-    PNG plots. Timings are only as good as the machine is quiet.
+    A bi-encoder folder: model level (latency vs sequence length, throughput vs batch size), end
+    to end on SciFact (documents/s and query latency through each library's API), scaling on
+    random BGE-base and BGE-large shapes (ModernBERT-base and Qwen3-0.6B on request: --scaling),
+    and the distance to the CPU's int8 peak. A cross-encoder folder: reranking SciFact claims'
+    BM25 top 100 (pairs/s, latency per claim, agreement) against sentence-transformers'
+    CrossEncoder (torch fp32, onnx, openvino). Writes bench.json, bench.md and PNG plots.
+    Timings are only as good as the machine is quiet.
     """
     from ..bench.run import FULL, QUICK, run_bench
 
