@@ -13,7 +13,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the Hub cannot be reached here; fail fast if asked
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-INTEGRATION_FIXTURES = frozenset({"demo_int8_dir", "demo_fp32_dir", "demo_source_dir", "tiny_bert"})
+INTEGRATION_FIXTURES = frozenset({
+    "demo_int8_dir", "demo_fp32_dir", "demo_source_dir", "tiny_bert", "tiny_qwen3",
+    "scheme_folders",
+})
 """Fixtures that build or load a real model: a test using one (directly or through another
 fixture) belongs to the integration tier."""
 INTEGRATION_MODULES = frozenset({

@@ -184,6 +184,51 @@ def test_scaling_builds_a_shape_with_our_pipeline_and_compares_the_int8_gain_by_
     assert "| ipex-embeddings bf16 |" in markdown and "| ov-bf16 |" not in markdown
 
 
+@pytest.mark.parametrize("family", ["modernbert", "qwen3"])
+def test_scaling_builds_the_decoder_and_modernbert_families_with_our_pipeline(
+    tmp_path: Path, family: str
+) -> None:
+    """The ModernBERT-base and Qwen3-0.6B shapes' code path on a tiny shape of each family: the
+    random source runs in PyTorch (the baseline system) and its int8 folder in our core, on the
+    bench's synthetic tokens. A smoke test: nothing is timed."""
+    from ipex_embeddings_builder.bench.scaling import POOLING, build_scaling_models
+    from ipex_embeddings_builder.bench.systems import CoreModel, TorchModel, token_inputs
+    from ipex_embeddings_builder.demo import demo_model_path
+
+    tiny = Shape(f"Tiny-{family}", hidden=64, layers=3, heads=4, intermediate=96, family=family,
+                 kv_heads=2 if family == "qwen3" else None)
+    source, folders = build_scaling_models(tmp_path, tiny, demo_model_path(),
+                                           precisions=("int8",), samples=32)
+    assert json.loads((source / "config.json").read_text())["model_type"] == family
+    config = ModelConfig.load(folders["int8"])
+    assert config.pooling == POOLING[family] and config.precision == "int8"
+    assert config.quantization["scheme"] == "static"
+    inputs = token_inputs(2, 40, 30522, 101, 102)
+    TorchModel(str(source), threads=1).infer(inputs)
+    CoreModel(str(folders["int8"]), threads=1).infer(inputs)
+    built_again = build_scaling_models(tmp_path, tiny, demo_model_path(), precisions=("int8",),
+                                       samples=32)
+    assert built_again == (source, folders)  # reused, as a second bench run reuses them
+
+
+def test_the_new_scaling_shapes_have_the_real_models_sizes() -> None:
+    """Weights outside the embedding table, against the model cards: ModernBERT-base 149M in all
+    (110M without its 50,368 x 768 table), Qwen3-0.6B 0.44B without embeddings."""
+    import torch
+    from transformers import AutoModel
+
+    from ipex_embeddings_builder.bench.scaling import _model_config
+
+    ids = {"[PAD]": 0, "[CLS]": 101, "[SEP]": 102}
+    for name, expected in (("modernbert-base", 110.3e6), ("qwen3-0.6b", 440.4e6)):
+        with torch.device("meta"):
+            model = AutoModel.from_config(_model_config(SHAPES[name], 30522, ids))
+        table = model.get_input_embeddings().weight.numel()
+        count = sum(p.numel() for p in model.parameters()) - table
+        assert count == pytest.approx(expected, rel=0.01), (name, count)
+    assert {"base", "large"} <= set(SHAPES) and FULL.scaling == ("base", "large")
+
+
 def test_count_macs_splits_int8_and_float(demo_fp32_dir: Path) -> None:
     xml = demo_fp32_dir / "openvino" / "openvino_model.xml"
     macs = count_macs(xml, batch=2, seq_len=64)

@@ -243,3 +243,21 @@ def test_tuning_matches_replays_the_recorded_search(
     assert tuning_matches(quantization, tune, limit, 10) is current
     if tune:  # losses measured on other queries never count
         assert not tuning_matches(quantization, tune, limit, 30)
+    # A folder from before schemes existed is static; asked for another scheme, it is rebuilt.
+    assert tuning_matches(quantization, tune, limit, 10, "static") is current
+    assert not tuning_matches(quantization, tune, limit, 10, "auto" if tune else "weights-int8")
+
+
+def test_build_records_and_replays_the_scheme() -> None:
+    from ipex_embeddings_builder.build import BuildOptions, tuning_matches
+
+    assert "--scheme" not in BuildOptions().command()
+    assert "--scheme weights-int8" in BuildOptions(scheme="weights-int8").command()
+    searched = {"keep_higher_precision": [], "scheme": "weights-int8", "tuning": {
+        "scheme": "auto", "subset": None, "steps": [
+            {"scheme": "static", "losses": {"SciFact": 3.0}},
+            {"scheme": "static-sq-0.5", "losses": {"SciFact": 2.0}},
+            {"scheme": "weights-int8", "losses": {"SciFact": 0.5}}]}}
+    assert tuning_matches(searched, True, 1.0, None, "auto")
+    assert not tuning_matches(searched, True, 2.5, None, "auto")  # static-sq-0.5 would now do
+    assert not tuning_matches(searched, True, 1.0, None, "static")

@@ -88,6 +88,8 @@ class BuildOptions:
     revision: str | None = None
     validation_subset: int | None = None
     tune: bool = True
+    scheme: str = "auto"
+    """The int8 scheme (`schemes`); auto: resolved as `ipex-embed quantize` does (`_scheme`)."""
     bench: str = "quick"
     push_to: str | None = None
     private: bool = False
@@ -108,6 +110,7 @@ class BuildOptions:
             ("--query-prompt", self.query_prompt), ("--document-prompt", self.document_prompt),
             ("--revision", self.revision), ("--validation-subset", self.validation_subset),
             ("--bench", None if self.bench == "quick" else self.bench),
+            ("--scheme", None if self.scheme == "auto" else self.scheme),
         ]
         flags = ["--trust-remote-code"] if self.trust_remote_code else []
         flags += [] if self.tune else ["--no-tune"]
@@ -195,20 +198,23 @@ def _package_version() -> str:
 
 
 def tuning_matches(
-    quantization: dict[str, Any], tune: bool, max_loss: float, subset: int | None = None
+    quantization: dict[str, Any], tune: bool, max_loss: float, subset: int | None = None,
+    scheme: str = "static",
 ) -> bool:
     """Whether a folder's recorded quantization is what these options would produce again.
 
     Tuning tries candidates in a fixed order and keeps the first whose losses on the tuning split
     are within the limit; the losses of every candidate it tried are in the model JSON. So the
     folder is still right for a new limit exactly when that rule, replayed on the recorded
-    losses, picks the candidate that was written. Without tuning, the model is plain int8.
+    losses, picks the candidate that was written. Without tuning, the model is plain int8 of
+    `scheme`; with it, `scheme` (a scheme or auto) is what the search was asked for. Folders
+    from before schemes existed were static.
     """
     kept = quantization.get("keep_higher_precision") or []
     if not tune:
-        return not kept
+        return not kept and quantization.get("scheme", "static") == scheme
     tuning = quantization.get("tuning") or {}
-    if tuning.get("subset") != subset:
+    if tuning.get("subset") != subset or tuning.get("scheme", "static") != scheme:
         return False  # losses measured on other queries say nothing about these
     steps = tuning.get("steps") or []
     within = [all(loss <= max_loss for loss in step["losses"].values()) for step in steps]
@@ -297,13 +303,14 @@ class Build:
                     "pooling": self.source.pooling, "max_seq_length": self.source.max_seq_length,
                     "prompts": [self.source.query_prompt, self.source.document_prompt],
                     "calibration": self.calibration.digest,
+                    **({"scheme": opts.scheme} if opts.scheme != "auto" else {}),
                 },
                 lambda: [self.output / name for name in IR_FILES],
                 self._quantize,
                 # Whether to tune, to which limit, on which queries: see `tuning_matches`.
                 lambda: tuning_matches(
                     json.loads((self.output / "ipex_embeddings.json").read_text())["quantization"],
-                    opts.tune, opts.gate, opts.validation_subset,
+                    opts.tune, opts.gate, opts.validation_subset, self._scheme(),
                 ),
             ),
             Stage(
@@ -338,13 +345,22 @@ class Build:
         ))
         return stages
 
+    def _scheme(self) -> str:
+        """The scheme to build, or auto for the search: as `quantize` resolves --scheme; with
+        --no-tune (no search), auto is static."""
+        from .schemes import AUTO, STATIC, plan_scheme
+
+        scheme, _ = plan_scheme(self.options.scheme, self.source.model_type,
+                                self.options.max_loss, self.options.gate)
+        return STATIC if scheme == AUTO and not self.options.tune else scheme
+
     def _quantize(self) -> None:
         from .quantize import QuantizeOptions, quantize_to_folder
         from .tuning import tune_to_folder
 
         # Replacing the folder is safe: it is ours (it has a build state) or --overwrite was given.
         overwrite = self.options.overwrite or (self.output / BUILD_STATE_NAME).is_file()
-        options = QuantizeOptions(precision="int8")
+        options = QuantizeOptions(precision="int8", scheme=self._scheme())
         if not self.options.tune:
             quantize_to_folder(self.source, self.calibration, self.output, options, overwrite)
             return

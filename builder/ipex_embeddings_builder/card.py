@@ -255,6 +255,26 @@ def _usage_section(config: ModelConfig, inputs: CardInputs) -> str:
     return "\n".join(blocks) + "\n"
 
 
+def _quantization_line(config: ModelConfig, calibration: str) -> str:
+    """How the int8 model was made: its scheme (`schemes`), and the calibration it read."""
+    quantization = config.quantization or {}
+    if quantization.get("activations") == "float":
+        return (
+            "- Quantization: int8 weights only (NNCF weight compression, "
+            f"`{quantization.get('weight_compression', 'int8_asym')}`, per output channel); "
+            f"activations run in {config.inference_precision}, so no calibration texts were used."
+        )
+    alpha = quantization.get("smooth_quant_alpha")
+    return (
+        f"- Quantization: static int8 with NNCF (`{quantization.get('preset', 'mixed')}` "
+        "preset, transformer model type"
+        + (f", SmoothQuant alpha {alpha:g}" if alpha is not None else "")
+        + f"), calibrated on {quantization.get('samples', '?')} "
+        f"texts from {calibration or 'the calibration file'} "
+        f"(sha256 `{config.calibration_digest[:16]}...`)."
+    )
+
+
 def _model_section(config: ModelConfig) -> str:
     quantization = config.quantization or {}
     kept = quantization.get("keep_higher_precision") or []
@@ -277,12 +297,7 @@ def _model_section(config: ModelConfig) -> str:
         f"- Weights: {config.precision}; other layers run in {config.inference_precision}.",
     ]
     if config.precision == "int8":
-        lines.append(
-            f"- Quantization: static int8 with NNCF (`{quantization.get('preset', 'mixed')}` "
-            f"preset, transformer model type), calibrated on {quantization.get('samples', '?')} "
-            f"texts from {calibration or 'the calibration file'} "
-            f"(sha256 `{config.calibration_digest[:16]}...`)."
-        )
+        lines.append(_quantization_line(config, calibration))
         lines.append(
             f"- Layers kept in higher precision: {', '.join(f'`{k}`' for k in kept)}."
             if kept else "- Every quantizable layer is in int8."
@@ -295,7 +310,8 @@ def _model_section(config: ModelConfig) -> str:
             lines.append(
                 f"- Accuracy-aware tuning on {queries} SciFact {tuning.get('split', 'train')} "
                 f"queries (not the ones reported below), limit {tuning['max_loss']:g} % per task: "
-                f"{len(tuning['steps'])} candidate(s) tried; the one kept lost {losses}."
+                f"{len(tuning['steps'])} candidate(s) tried; the one kept "
+                f"({final.get('scheme', 'static')}) lost {losses}."
             )
     lines.append(
         "- Files: `openvino/openvino_model.xml` + `.bin` (the OpenVINO IR), `tokenizer.json`, "

@@ -118,6 +118,7 @@ class CrossEncoderBuild(Build):
             "--calibration": options.calibration, "--pooling": options.pooling,
             "--query-prompt": options.query_prompt, "--document-prompt": options.document_prompt,
             "--trust-remote-code": options.trust_remote_code, "--min-cosine": options.min_cosine,
+            "--scheme": None if options.scheme == "auto" else options.scheme,
         })
         self.options = options
         self.output = options.output.expanduser().resolve()

@@ -7,6 +7,9 @@ it. Only the command line (`ipex_embeddings_builder.cli`) turns them into exit c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BenchError",
     "BeirDataError",
@@ -46,7 +49,12 @@ class OutputExistsError(BuilderError):
 
 
 class TuningError(BuilderError):
-    """Accuracy-aware quantization found no candidate within the loss limit."""
+    """Accuracy-aware quantization found no candidate within the loss limit; `steps` are the
+    candidates it tried (`tuning.TuningStep`: scheme, ops kept, losses), in order."""
+
+    def __init__(self, message: str, steps: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.steps = list(steps)
 
 
 class ValidationError(BuilderError):

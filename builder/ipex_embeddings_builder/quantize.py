@@ -18,6 +18,7 @@ from ipex_embeddings import ModelConfig
 
 from .calibration import CalibrationSet
 from .errors import OutputExistsError, SourceModelError
+from .schemes import PRESET, Scheme, parse_scheme
 from .source import DECODER_MODEL_TYPES, SourceModel, source_tokenizer
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "openvino/openvino_model.xml"
-PRESET = "mixed"
-"""NNCF's quantization preset for int8 (symmetric weights, asymmetric activations)."""
 # Files copied from the source so the folder also loads in sentence-transformers and transformers.
 COMPANION_FILES = [
     "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -46,10 +45,13 @@ COMPANION_FILES = [
 
 @dataclass
 class QuantizeOptions:
-    """How to turn the source into IR: precision, and which layers keep higher precision."""
+    """How to turn the source into IR: precision, the int8 scheme (`schemes`), and which layers
+    keep higher precision."""
 
     precision: str = "int8"
     keep_higher_precision: Sequence[str] = field(default_factory=list)
+    scheme: str = "static"
+    """An int8 scheme (`schemes.parse_scheme`); `auto` is a search: `tuning.tune_to_folder`."""
 
 
 def _check_loading(source: SourceModel, info: dict[str, Any]) -> None:
@@ -203,19 +205,47 @@ def calibration_inputs(
 def quantize_model(
     ov_model: Any, source: SourceModel, calibration: CalibrationSet, options: QuantizeOptions
 ) -> Any:
-    """Static int8 quantization with NNCF's transformer preset; other precisions pass through."""
+    """`ov_model` in int8 by `options.scheme`: static int8 with NNCF's transformer preset, or
+    int8 weights only; other precisions pass through. `ov_model` itself is left as it is.
+
+    Raises:
+        OptionError: an unknown scheme, or `auto` (a search, see `tuning.tune_to_folder`).
+    """
     if options.precision != "int8":
         return ov_model
     import nncf
 
+    scheme = parse_scheme(options.scheme)
+    ignored = nncf.IgnoredScope(names=list(options.keep_higher_precision), validate=False)
+    if not scheme.int8_activations:
+        logger.info("Compressing the weights to int8 with NNCF (activations stay float)")
+        # compress_weights changes the model it is given; the caller's stays fp32.
+        return nncf.compress_weights(
+            ov_model.clone(), mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored
+        )
+    return _static_int8(ov_model, source, calibration, scheme, ignored)
+
+
+def _static_int8(
+    ov_model: Any, source: SourceModel, calibration: CalibrationSet, scheme: Scheme, ignored: Any
+) -> Any:
+    """NNCF static int8 of weights and activations, calibrated on `calibration`."""
+    import nncf
+    from tqdm.auto import tqdm
+
     input_names = [p.get_any_name() for p in ov_model.inputs]
     data = calibration_inputs(source, calibration.texts, input_names, calibration.kinds)
     logger.info(
-        "Calibrating int8 on %d texts (%s) with NNCF", len(data),
+        "Calibrating int8 (%s) on %d texts (%s) with NNCF", scheme.name, len(data),
         ", ".join(f"{n} {part}" for part, n in calibration.mix.items()) or calibration.source,
     )
-    from tqdm.auto import tqdm
-
+    advanced = None
+    if scheme.smooth_quant_alpha is not None:
+        advanced = nncf.AdvancedQuantizationParameters(
+            smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(
+                matmul=scheme.smooth_quant_alpha
+            )
+        )
     # NNCF's own bars draw only on a terminal; this one counts the texts its passes run
     # (SmoothQuant's statistics, then the ranges) wherever stderr goes.
     with tqdm(desc="calibration passes", unit="text", mininterval=2.0) as bar:
@@ -230,9 +260,8 @@ def quantize_model(
             model_type=nncf.ModelType.TRANSFORMER,
             preset=nncf.QuantizationPreset(PRESET),
             subset_size=len(data),
-            ignored_scope=nncf.IgnoredScope(
-                names=list(options.keep_higher_precision), validate=False
-            ),
+            ignored_scope=ignored,
+            advanced_parameters=advanced,
         )
 
 
@@ -301,6 +330,8 @@ def save_model_folder(
     the empty `folder`; `extra` is merged into the JSON's quantization record."""
     import openvino as ov
 
+    scheme = parse_scheme(options.scheme) if options.precision == "int8" else None
+    calibrated = scheme is not None and scheme.int8_activations
     (folder / "openvino").mkdir()
     # fp16 storage only where inference is in bf16 anyway; int8 and fp32 keep fp32 scales.
     ov.save_model(ov_model, folder / MODEL_FILE, compress_to_fp16=options.precision == "bf16")
@@ -324,16 +355,16 @@ def save_model_folder(
         source_model=source.model_id,
         source_revision=source.revision,
         quantization={
-            "method": "nncf.quantize" if options.precision == "int8" else "none",
-            "preset": PRESET if options.precision == "int8" else None,
+            **(scheme.record() if scheme else {"method": "none", "preset": None}),
             "model_type": "transformer",
-            "samples": len(calibration.texts),
-            **calibration.record(),
+            # weight-only int8 reads no texts: nothing to record about them
+            **({"samples": len(calibration.texts), **calibration.record()}
+               if scheme is None or calibrated else {"samples": 0}),
             "keep_higher_precision": list(options.keep_higher_precision),
             "seconds": round(seconds, 1),
             **(extra or {}),
         },
-        calibration_digest=calibration.digest if options.precision == "int8" else "",
+        calibration_digest=calibration.digest if calibrated else "",
     )
     config.save(folder)
     return config

@@ -1,12 +1,20 @@
 """Accuracy-aware quantization (`quantize --max-loss X`): the fastest int8 model within X.
 
-Start from full int8. While the mteb loss on the tuning split (SciFact's train queries) exceeds X
-percent on a task, keep one more group of layers out of int8. A group is one role in every layer
-(e.g. the six FFN down-projections), found from the quantized IR; groups are ranked once, by how
-much keeping each alone lifts the mean cosine to fp32 on held-out calibration texts. Every
-candidate is quantized afresh with the kept ops as NNCF's ignored scope and validated with mteb
-on the tuning split; the first one within X is written, with the kept ops recorded in its JSON,
-then reported on the test split.
+The candidates come fastest first, and the first whose mteb loss on the tuning split is within X
+percent on every task is written. With one static scheme (`schemes`), that is the layer search
+below. With `--scheme auto` the static schemes of `schemes.AUTO_ORDER` are tried whole first
+(`static`, then `static-sq-0.5`), then the layer search on whichever of them lost least, and last
+weight-only int8 (float activations: the slowest, and the one that holds where activation
+outliers defeat static int8, as in decoder embedders). Every candidate tried, its scheme and its
+losses are recorded in the model JSON (`quantization.tuning.steps`), with the reason for the pick.
+
+The layer search: start from full int8. While the mteb loss on the tuning split (SciFact's train
+queries) exceeds X percent on a task, keep one more group of layers out of int8. A group is one
+role in every layer (e.g. the six FFN down-projections), found from the quantized IR; groups are
+ranked once, by how much keeping each alone lifts the mean cosine to fp32 on held-out
+calibration texts. Every candidate is quantized afresh with the kept ops as NNCF's ignored scope
+and validated with mteb on the tuning split; the first one within X is written, with the kept
+ops recorded in its JSON, then reported on the test split.
 
 The tuning split's fp32 reference is the PyTorch source by default, the same model object the
 test-split gate (`validate`) then uses, so the SciFact corpus (the bulk of the work) is embedded
@@ -47,6 +55,7 @@ from .quantize import (
     save_model_folder,
     write_atomically,
 )
+from .schemes import Scheme, candidate_schemes
 from .source import SourceModel
 from .validate import (
     DEFAULT_MAX_LOSS,
@@ -97,13 +106,25 @@ class LayerGroup:
 
 @dataclass
 class TuningStep:
-    """One candidate: the groups kept in higher precision and its losses on the tuning split."""
+    """One candidate: its scheme, the groups kept in higher precision and its losses on the
+    tuning split."""
 
     kept_groups: list[str]
     kept: list[str]
     losses: dict[str, float]
     passed: bool
     seconds: float = 0.0
+    scheme: str = "static"
+
+    @property
+    def worst_loss(self) -> float:
+        """The largest loss over the tasks."""
+        return max(self.losses.values())
+
+    @property
+    def label(self) -> str:
+        """The candidate in words: its scheme, and the ops it kept out of int8 if any."""
+        return self.scheme + (f" keeping {len(self.kept)} ops out of int8" if self.kept else "")
 
 
 @dataclass
@@ -248,19 +269,20 @@ class _Search:
     ranking: list[LayerGroup] = field(default_factory=list)
     int8_cosine: float = float("nan")
 
-    def attempt(self, groups: list[LayerGroup]) -> tuple[TuningStep, Path]:
-        """Quantize keeping `groups` out of int8, validate it; the step and its folder."""
+    def attempt(self, scheme: Scheme, groups: list[LayerGroup]) -> tuple[TuningStep, Path]:
+        """Quantize by `scheme` keeping `groups` out of int8, validate it; the step and its
+        folder."""
         started = time.perf_counter()
         kept = [op for group in groups for op in group.ops]
         folder = self.scratch / f"step{len(self.steps)}"
         folder.mkdir()
-        options = _keeping(self.options, kept)
+        options = replace(_keeping(self.options, kept), scheme=scheme.name)
         with _quiet_nncf():
             quantized = quantize_model(self.fp32_model.clone(), self.source, self.calibration,
                                        options)
         save_model_folder(quantized, folder, self.source, self.calibration, options, 0.0)
-        logger.info(f"Tuning step {len(self.steps) + 1}: validating on {TUNING_SPLIT} with "
-                    f"{len(kept)} ops kept out of int8")
+        logger.info(f"Tuning step {len(self.steps) + 1}: validating {scheme.name} on "
+                    f"{TUNING_SPLIT} with {len(kept)} ops kept out of int8")
         result = compare_with_reference(
             folder, self.tasks, max_loss=self.max_loss, subset=self.subset,
             cache_dir=self.cache_dir, reference=self.local_source,
@@ -272,38 +294,70 @@ class _Search:
             losses={row.task: round(row.relative_loss, 4) for row in result.rows},
             passed=result.passed,
             seconds=round(time.perf_counter() - started, 1),
+            scheme=scheme.name,
         )
         self.steps.append(step)
         return step, folder
 
-    def run(self, max_steps: int | None, ranking_samples: int) -> tuple[TuningStep, Path]:
-        """Full int8, then the most sensitive groups kept out one more at a time, until a
-        candidate passes.
+    def run(
+        self, schemes: list[Scheme], max_steps: int | None, ranking_samples: int
+    ) -> tuple[TuningStep, Path]:
+        """The candidates, fastest first, until one passes: each static scheme whole, the layer
+        search on the static scheme that lost least, then each weight-only scheme.
 
         Raises:
             TuningError: no candidate passed.
         """
-        step, folder = self.attempt([])
-        if not step.passed and max_steps != 0:
-            self.int8_cosine, self.ranking = rank_layer_groups(
-                self.fp32_model, self.source, self.calibration, self.options,
-                samples=ranking_samples,
-            )
-            limit = len(self.ranking) if max_steps is None else min(max_steps, len(self.ranking))
-            for count in tqdm(range(1, limit + 1), desc="tuning steps", unit="step"):
-                step, folder = self.attempt(self.ranking[:count])
-                if step.passed:
-                    break
-        if not step.passed:
-            best = min(self.steps, key=lambda s: max(s.losses.values()))
-            raise TuningError(
-                f"No candidate lost at most {self.max_loss:g} % on the {TUNING_SPLIT} split; the "
-                f"best kept {len(best.kept)} ops out of int8 and lost {best.losses}. Use a larger "
-                "--max-loss, or --precision fp32."
-            )
+        static = [s for s in schemes if s.int8_activations]
+        for scheme in static:
+            step, folder = self.attempt(scheme, [])
+            if step.passed:
+                return self._chosen(step, folder)
+        if static and max_steps != 0:
+            tried = {s.name: s for s in static}
+            best = tried[min(self.steps, key=lambda s: s.worst_loss).scheme]
+            step, folder = self._layer_search(best, max_steps, ranking_samples)
+            if step.passed:
+                return self._chosen(step, folder)
+        for scheme in (s for s in schemes if not s.int8_activations):
+            step, folder = self.attempt(scheme, [])
+            if step.passed:
+                return self._chosen(step, folder)
+        best_step = min(self.steps, key=lambda s: s.worst_loss)
+        raise TuningError(
+            f"No candidate lost at most {self.max_loss:g} % on the {TUNING_SPLIT} split; "
+            f"{self._tried()}. The best ({best_step.label}) lost {best_step.losses}. Use a "
+            "larger --max-loss, another --scheme (weights-int8 keeps activations float), or "
+            "--precision fp32.",
+            steps=self.steps,
+        )
+
+    def _layer_search(
+        self, scheme: Scheme, max_steps: int | None, ranking_samples: int
+    ) -> tuple[TuningStep, Path]:
+        """`scheme` with the most sensitive layer groups kept out of int8, one more at a time,
+        until a candidate passes; the last step tried."""
+        options = replace(self.options, scheme=scheme.name)
+        self.int8_cosine, self.ranking = rank_layer_groups(
+            self.fp32_model, self.source, self.calibration, options, samples=ranking_samples,
+        )
+        limit = len(self.ranking) if max_steps is None else min(max_steps, len(self.ranking))
+        step, folder = self.steps[-1], self.scratch / f"step{len(self.steps) - 1}"
+        for count in tqdm(range(1, limit + 1), desc="tuning steps", unit="step"):
+            step, folder = self.attempt(scheme, self.ranking[:count])
+            if step.passed:
+                break
+        return step, folder
+
+    def _tried(self) -> str:
+        return "tried " + "; ".join(
+            f"{s.label} (worst loss {s.worst_loss:+.2f} %)" for s in self.steps
+        )
+
+    def _chosen(self, step: TuningStep, folder: Path) -> tuple[TuningStep, Path]:
         logger.info(
-            f"Kept {len(step.kept)} ops out of int8 ({', '.join(step.kept_groups) or 'none'}); "
-            f"losses on {TUNING_SPLIT}: {step.losses}"
+            f"Chose {step.scheme}, {len(step.kept)} ops kept out of int8 "
+            f"({', '.join(step.kept_groups) or 'none'}); losses on {TUNING_SPLIT}: {step.losses}"
         )
         return step, folder
 
@@ -311,6 +365,7 @@ class _Search:
         """The `tuning` entry of the model JSON's quantization record."""
         cosine = self.int8_cosine
         return {
+            "scheme": self.options.scheme,
             "max_loss": self.max_loss,
             "split": TUNING_SPLIT,
             "reference": TUNING_REFERENCES[reference],
@@ -322,20 +377,32 @@ class _Search:
                 for g in self.ranking
             ],
             "steps": [asdict(s) for s in self.steps],
+            "choice": self._reason(),
         }
+
+    def _reason(self) -> str:
+        """Why the written candidate was picked, with the losses of those tried before it."""
+        chosen = self.steps[-1]
+        before = [f"{s.label} lost up to {s.worst_loss:.4g} %" for s in self.steps[:-1]]
+        return (
+            f"{chosen.label}: the first candidate, fastest first, within {self.max_loss:g} % on "
+            f"every task on the {TUNING_SPLIT} split (worst loss {chosen.worst_loss:.4g} %)"
+            + (f"; before it {', '.join(before)}" if before else "")
+        )
 
 
 def _checked(options: QuantizeOptions, reference: str) -> QuantizeOptions:
     """`options`, once they are ones tuning can use.
 
     Raises:
-        OptionError: a precision other than int8.
+        OptionError: a precision other than int8, an unknown scheme.
         ValueError: an unknown `reference`.
     """
     if options.precision != "int8":
         raise OptionError("--max-loss tunes int8 quantization; it needs --precision int8.")
     if reference not in TUNING_REFERENCES:
         raise ValueError(f"reference={reference!r}; use one of {sorted(TUNING_REFERENCES)}.")
+    candidate_schemes(options.scheme)  # an unknown name fails before the export
     return options
 
 
@@ -359,19 +426,20 @@ def tune_to_folder(
     report: bool = True,
     reference: str = "torch",
 ) -> TuningResult:
-    """Write at `output` the int8 model with the fewest layer groups kept out of int8 whose
-    relative loss on the tuning split is at most `max_loss` percent on every task.
+    """Write at `output` the fastest int8 candidate (see the module's docstring: the schemes
+    `options.scheme` stands for, `auto` for all, then the fewest layer groups kept out of int8)
+    whose relative loss on the tuning split is at most `max_loss` percent on every task.
 
     Args:
         tasks: task names as for `ipex-embed validate` (default: SciFact and SciFactReranking).
         subset: tune (and report) on a subset of queries (tests; see `validate --subset`).
-        max_steps: try at most this many candidates after full int8 (default: one per group).
+        max_steps: layer-search steps to try at most (default: one per group; 0: none).
         ranking_samples: calibration texts per ranking candidate (see `rank_layer_groups`).
         report: validate the written model on the test split (validation.json/.md).
         reference: the tuning split's fp32 reference, a key of `TUNING_REFERENCES`.
 
     Raises:
-        OptionError, ValueError: a precision other than int8, an unknown `reference`.
+        OptionError, ValueError: a precision other than int8, an unknown scheme or `reference`.
         TuningError: no candidate met `max_loss` (nothing is written).
         OutputExistsError: `output` is not empty and `overwrite` is False.
     """
@@ -389,16 +457,14 @@ def tune_to_folder(
         fp32 = _tuning_reference(reference, fp32_model, source, calibration, Path(scratch))
         search = _Search(source, calibration, options, fp32_model, Path(scratch), tuning_tasks,
                          max_loss, subset, cache_dir, local_source, fp32)
-        step, folder = search.run(max_steps, ranking_samples)
-        tuned = openvino_core().read_model(folder / MODEL_FILE)
+        step, folder = search.run(candidate_schemes(options.scheme), max_steps, ranking_samples)
+        chosen = replace(_keeping(options, step.kept), scheme=step.scheme)
         config = save_model_folder(
-            tuned, staging, source, calibration, _keeping(options, step.kept),
+            openvino_core().read_model(folder / MODEL_FILE), staging, source, calibration, chosen,
             time.perf_counter() - started, extra={"tuning": search.record(reference)},
         )
     result = TuningResult(config, search.steps, search.ranking, search.int8_cosine)
     if report:
-        result.report = run_validation(
-            output, tasks=tasks, max_loss=max_loss, subset=subset, cache_dir=cache_dir,
-            reference=local_source,
-        )
+        result.report = run_validation(output, tasks=tasks, max_loss=max_loss, subset=subset,
+                                       cache_dir=cache_dir, reference=local_source)
     return result

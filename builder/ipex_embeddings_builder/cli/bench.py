@@ -68,7 +68,8 @@ def _peer_envs(entries: tuple[str, ...]) -> dict[str, str]:
               help="Comma-separated parts to run: model, e2e, scaling for a bi-encoder folder "
                    "(default: all three); rerank, the only part of a cross-encoder folder.")
 @click.option("--scaling", "scaling", default=None,
-              help="Scaling shapes: base,large (default), base, large or none.")
+              help="Scaling shapes, comma-separated: base and large (the default, BGE shapes), "
+                   "modernbert-base, qwen3-0.6b (random weights, speed only), or none.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Threads per system (default: every core this process may use).")
 @click.option("--fp32-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -109,10 +110,11 @@ def bench_command(
 
     A bi-encoder folder: model level (latency vs sequence length, throughput vs batch size), end
     to end on SciFact (documents/s and query latency through each library's API), scaling on
-    random BGE-base and BGE-large shapes, and the distance to the CPU's int8 peak. A
-    cross-encoder folder: reranking SciFact claims' BM25 top 100 (pairs/s, latency per claim,
-    agreement) against sentence-transformers' CrossEncoder (torch fp32, onnx, openvino). Writes
-    bench.json, bench.md and PNG plots. Timings are only as good as the machine is quiet.
+    random BGE-base and BGE-large shapes (ModernBERT-base and Qwen3-0.6B on request: --scaling),
+    and the distance to the CPU's int8 peak. A cross-encoder folder: reranking SciFact claims'
+    BM25 top 100 (pairs/s, latency per claim, agreement) against sentence-transformers'
+    CrossEncoder (torch fp32, onnx, openvino). Writes bench.json, bench.md and PNG plots.
+    Timings are only as good as the machine is quiet.
     """
     from ..bench.run import FULL, QUICK, run_bench
 
@@ -166,6 +168,6 @@ def _shapes(text: str | None) -> tuple[str, ...] | None:
     )
     unknown = sorted(set(shapes) - set(SHAPES))
     if unknown:
-        raise click.BadParameter(f"unknown shape(s) {unknown}; use base, large or none.",
-                                 param_hint="--scaling")
+        raise click.BadParameter(f"unknown shape(s) {unknown}; use some of "
+                                 f"{', '.join(SHAPES)}, or none.", param_hint="--scaling")
     return shapes

@@ -12,6 +12,7 @@ from .options import (
     library_errors,
     model_argument,
     output_option,
+    scheme_option,
     source_options,
 )
 
@@ -30,6 +31,7 @@ __all__ = ["build_command"]
 @click.option("--tune/--no-tune", default=True, show_default=True,
               help="Accuracy-aware quantization: keep the most sensitive layers out of int8 until "
                    "--max-loss is met on SciFact's train queries. --no-tune: all layers in int8.")
+@scheme_option(" With --no-tune, auto is static.")
 @calibration_options
 @source_options
 @click.option("--validation-subset", type=click.IntRange(min=1),
@@ -51,3 +53,4 @@ def build_command(**kwargs: Any) -> None:
 
     with library_errors():
         run_build(BuildOptions(**kwargs))
+

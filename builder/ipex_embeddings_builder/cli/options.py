@@ -21,6 +21,7 @@ __all__ = [
     "model_argument",
     "model_dir_argument",
     "output_option",
+    "scheme_option",
     "source_options",
 ]
 
@@ -100,3 +101,19 @@ source_options = _apply([
     click.option("--revision", help="Hub revision of MODEL."),
 ])
 """The overrides of what the source model declares (see `source.inspect_source`)."""
+
+
+def _scheme(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from ..schemes import candidate_schemes
+
+    with library_errors():
+        candidate_schemes(value)  # an unknown name exits 2, with the choices
+    return value
+
+
+def scheme_option(extra_help: str = "") -> Callable[[F], F]:
+    """--scheme: an int8 scheme or auto (see `schemes`), checked when parsed."""
+    from ..schemes import AUTO, SCHEME_HELP
+
+    return click.option("--scheme", default=AUTO, show_default=True, metavar="SCHEME",
+                        callback=_scheme, help="int8 scheme: " + SCHEME_HELP + extra_help)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .options import calibration_options, library_errors, model_argument, source_options
+from ..schemes import AUTO, plan_scheme
+from .options import (
+    calibration_options,
+    library_errors,
+    model_argument,
+    scheme_option,
+    source_options,
+)
 
 if TYPE_CHECKING:
     from ipex_embeddings import ModelConfig
@@ -42,6 +49,10 @@ __all__ = ["quantize_command"]
     "SciFact's train queries) to allow; the most sensitive layers are kept out of int8 until it "
     "is met, and the result is reported on the test queries (validation.json/.md).",
 )
+@scheme_option()
+@click.option("--validation-subset", type=click.IntRange(min=1),
+              help="Tune and report on this many SciFact queries only (quick checks; default: "
+                   "all).")
 def quantize_command(
     model: str,
     output: Path,
@@ -50,35 +61,58 @@ def quantize_command(
     precision: str,
     overwrite: bool,
     max_loss: float | None,
+    scheme: str,
+    validation_subset: int | None,
     **overrides: str | int | None,
 ) -> None:
     """Export MODEL (a local folder or Hub id; default: the shipped all-MiniLM-L6-v2) to OpenVINO
-    and quantize it with static int8 calibration into a model folder."""
+    and quantize it to int8 (static, or weights only: --scheme) into a model folder."""
     from ..calibration import load_calibration
     from ..quantize import QuantizeOptions, quantize_to_folder
     from ..source import inspect_source
+    from ..validate import DEFAULT_MAX_LOSS
 
     started = time.perf_counter()
     with library_errors():
         if _quantize_cross_encoder(model, output, calibration, samples, precision, overwrite,
-                                   max_loss, overrides):
+                                   max_loss, {"scheme": scheme if scheme != AUTO else None,
+                                              "validation_subset": validation_subset,
+                                              **overrides}):
             return
+        _check_scheme_options(scheme, precision)
         source = inspect_source(model, **overrides)  # type: ignore[arg-type]
+        if precision == "int8":
+            scheme, max_loss = plan_scheme(scheme, source.model_type, max_loss, DEFAULT_MAX_LOSS)
         calib = load_calibration(calibration, samples)
         click.echo(
             f"Quantizing {source.model_id} ({source.model_type}, {source.pooling} pooling, "
             f"max_seq_length={source.max_seq_length}, normalize={source.normalize}) to "
-            f"{precision} with {len(calib.texts)} calibration texts from {calib.source}"
+            f"{precision}{f' ({scheme})' * (precision == 'int8')} with {len(calib.texts)} "
+            f"calibration texts from {calib.source}"
         )
-        options = QuantizeOptions(precision=precision)
+        options = QuantizeOptions(precision=precision, scheme=scheme)
         if max_loss is None:
             config = quantize_to_folder(source, calib, output, options, overwrite)
         else:
-            config = _tune(source, calib, output, options, max_loss, overwrite)
+            config = _tune(source, calib, output, options, max_loss, overwrite, validation_subset)
     click.echo(
-        f"Wrote {output} ({config.precision}, {config.dimension}-d) in "
-        f"{time.perf_counter() - started:.1f} s"
+        f"Wrote {output} ({config.precision}"
+        f"{', ' + str(config.quantization.get('scheme')) if config.precision == 'int8' else ''}"
+        f", {config.dimension}-d) in {time.perf_counter() - started:.1f} s"
     )
+
+
+def _check_scheme_options(scheme: str, precision: str) -> None:
+    """Refuse a scheme for a precision that is not int8.
+
+    Raises:
+        OptionError: a scheme other than auto with --precision fp32 or bf16.
+    """
+    from ..errors import OptionError
+
+    if precision != "int8" and scheme != AUTO:
+        raise OptionError(f"--scheme {scheme} is an int8 scheme; leave it out with --precision "
+                          f"{precision}, or use --precision int8.")
 
 
 def _tune(
@@ -88,11 +122,13 @@ def _tune(
     options: QuantizeOptions,
     max_loss: float,
     overwrite: bool,
+    subset: int | None = None,
 ) -> ModelConfig:
     """`tune_to_folder`, then its report on the test queries; returns the model's config."""
     from ..tuning import tune_to_folder
 
-    result = tune_to_folder(source, calib, output, options, max_loss, overwrite=overwrite)
+    result = tune_to_folder(source, calib, output, options, max_loss, overwrite=overwrite,
+                            subset=subset)
     if result.report is not None:
         click.echo("\n" + result.report.to_markdown())
         if not result.report.passed:
