@@ -18,8 +18,8 @@ What has been measured so far (2 CPU cores, always shared with other jobs): the 
 loop, 67 steps at lr 5e-5 on 1,064 pairs, learned nothing (NDCG@10 0.096 on 50 test claims,
 BM25 0.665). The command above (3,346 pairs, 919 positive; 210 steps) was stopped at step 44
 after 22 minutes on a machine shared with other jobs (13-18 s a step at the start, 30-70 s
-later); its loss had gone from 0.685 to 0.570, just under the 0.588 of always answering the label prior
-(27 % positive). At 13 s a step, a full run needs about 45 quiet minutes.
+later); its loss had gone from 0.685 to 0.570, just under the 0.588 of always answering the
+label prior (27 % positive). At 13 s a step, a full run needs about 45 quiet minutes.
 
 Then build and compare:
     ipex-embed build OUTPUT_DIR -o OUTPUT_DIR-int8 --dry-run --bench skip
