@@ -161,31 +161,12 @@ def export_cross_encoder(source: CrossEncoderSource) -> Any:
     Attention is exported in its "eager" form: sdpa and flash attention trace badly (ModernBERT
     gives NaN at padded positions), and eager computes the same values.
     """
-    import torch
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
         source.path, use_safetensors=True, attn_implementation="eager"
     ).eval()
-    names = source.input_names
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            return self.model(
-                input_ids=input_ids, attention_mask=attention_mask, **extra
-            ).logits
-
-    return trace_to_openvino(Logits(), names, int(model.config.vocab_size), "logits")
+    return trace_to_openvino(model, source.input_names, "logits")
 
 
 def default_calibration_pairs(samples: int = 300, seed: int = 0) -> list[tuple[str, str]]:

@@ -118,7 +118,6 @@ def export_model(source: SourceModel) -> Any:
     before the runtime's pooling (exact for the poolings `source.inspect_source` lets through).
     The example batch holds a padded row, so no "mask is all ones" shortcut is traced.
     """
-    import torch
 
     model = _load_transformer(source)
     dense = _dense_stack(source)
@@ -128,12 +127,18 @@ def export_model(source: SourceModel) -> Any:
     if "token_type_ids" in accepted and types > 1:
         names.append("token_type_ids")
     extra = {"use_cache": False} if "use_cache" in accepted else {}
+    return trace_to_openvino(model, names, "last_hidden_state", extra=extra, head=dense)
 
-    class LastHiddenState(torch.nn.Module):
+
+def _model_output(model: Any, output_name: str, extra: dict[str, Any], head: Any) -> Any:
+    """A torch module: token inputs in, `model(...).<output_name>` (through `head`) out."""
+    import torch
+
+    class ModelOutput(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
-            self.dense = dense
+            self.head = head
 
         def forward(
             self,
@@ -142,19 +147,23 @@ def export_model(source: SourceModel) -> Any:
             token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
             types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            states = self.model(
+            output = getattr(self.model(
                 input_ids=input_ids, attention_mask=attention_mask, **types, **extra
-            ).last_hidden_state
-            return states if self.dense is None else self.dense(states)
+            ), output_name)
+            return output if self.head is None else self.head(output)
 
-    return trace_to_openvino(
-        LastHiddenState(), names, int(model.config.vocab_size), "last_hidden_state"
-    )
+    return ModelOutput()
 
 
-def trace_to_openvino(module: Any, names: list[str], vocab_size: int, output_name: str) -> Any:
-    """Trace a torch module taking token inputs (`names`, int64) into an fp32 `openvino.Model`
-    with dynamic [batch, length] inputs and its one output named `output_name`.
+def trace_to_openvino(
+    model: Any, names: list[str], output_name: str, *, extra: dict[str, Any] | None = None,
+    head: Any = None,
+) -> Any:
+    """Trace a transformers `model` taking token inputs (`names`, int64) into an fp32
+    `openvino.Model` with dynamic [batch, length] inputs and one output: the model output's
+    field `output_name` ("last_hidden_state", "logits"), through `head` (a torch module on
+    every token, e.g. sentence-transformers Dense) when given. `extra` are further keyword
+    arguments of the model's forward (e.g. use_cache=False).
 
     The example batch has a padded row, so the padded path is traced, never a "mask is all
     ones" shortcut; its ids avoid the first special tokens. Shared by the bi-encoder and the
@@ -163,6 +172,7 @@ def trace_to_openvino(module: Any, names: list[str], vocab_size: int, output_nam
     import openvino as ov
     import torch
 
+    vocab_size = int(model.config.vocab_size)
     example = {
         "input_ids": (torch.arange(16).reshape(2, 8) % (vocab_size - 3)) + 3,
         "attention_mask": torch.tensor([[1] * 8, [1] * 5 + [0] * 3]),
@@ -170,7 +180,7 @@ def trace_to_openvino(module: Any, names: list[str], vocab_size: int, output_nam
     }
     with torch.no_grad():
         ov_model = ov.convert_model(
-            module,
+            _model_output(model, output_name, extra or {}, head),
             example_input={n: example[n] for n in names},
             input=[(n, [-1, -1], ov.Type.i64) for n in names],
         )
