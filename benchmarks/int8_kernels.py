@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ipex_embeddings.cpu import cpu_flags
+
 logger = logging.getLogger("int8_kernels")
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -123,16 +125,6 @@ def breakdown(request, batch: int, seq: int, top: int = 8) -> list[dict]:
              "share": round(100 * ms / total, 1)} for (layer, kernel), ms in rows]
 
 
-def cpu_flags() -> dict[str, bool]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    words = set(next((line for line in text.splitlines() if line.startswith("flags")),
-                     "").split())
-    return {flag: flag in words for flag in FLAGS}
-
-
 def measure(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as work:
         requests = compile_variants(args.fp32, args.int8, Path(work), args.threads)
@@ -148,8 +140,9 @@ def measure(args: argparse.Namespace) -> dict:
                 for name, values in samples.items()]
         profiles = {name: breakdown(requests[name], args.batch, args.seq)
                     for name in ("fp32", "int8 static")}
-    return {"cpu_flags": cpu_flags(), "threads": args.threads, "batch": args.batch,
-            "seq": args.seq, "query_tokens": args.query_tokens, "rounds": args.rounds,
+    flags = cpu_flags() or frozenset()
+    return {"cpu_flags": {flag: flag in flags for flag in FLAGS}, "threads": args.threads,
+            "batch": args.batch, "seq": args.seq, "query_tokens": args.query_tokens, "rounds": args.rounds,
             "rows": rows, "profiles": profiles}
 
 
