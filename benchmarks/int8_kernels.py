@@ -142,8 +142,8 @@ def measure(args: argparse.Namespace) -> dict:
                     for name in ("fp32", "int8 static")}
     flags = cpu_flags() or frozenset()
     return {"cpu_flags": {flag: flag in flags for flag in FLAGS}, "threads": args.threads,
-            "batch": args.batch, "seq": args.seq, "query_tokens": args.query_tokens, "rounds": args.rounds,
-            "rows": rows, "profiles": profiles}
+            "batch": args.batch, "seq": args.seq, "query_tokens": args.query_tokens,
+            "rounds": args.rounds, "rows": rows, "profiles": profiles}
 
 
 def markdown(result: dict, command: str) -> str:
