@@ -23,12 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from peak_rss import CHILD_EPILOGUE
+
 SCIFACT = Path(__file__).parents[1] / "builder/ipex_embeddings_builder/data/scifact/corpus.jsonl"
-# `ipex-embed` in a child that reports its own peak RSS (RUSAGE_CHILDREN would also count the
-# Spark JVM and Ray's processes, reaped earlier in this run).
-CLI_RSS = ("import resource, sys; from ipex_embeddings_builder.cli import main; "
+# `ipex-embed` in a child that reports its own peak RSS: VmHWM, not ru_maxrss (which, in a child,
+# starts from this large parent's peak; see peak_rss.py), nor RUSAGE_CHILDREN (which would also
+# count the Spark JVM and Ray's processes, reaped earlier in this run).
+CLI_RSS = ("import sys; from ipex_embeddings_builder.cli import main; "
            "main(sys.argv[1:], standalone_mode=False); "
-           "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+           + CHILD_EPILOGUE.format(bench_dir=str(Path(__file__).parent)))
 
 
 def write_corpus(path: Path, docs: int) -> None:
@@ -113,9 +116,9 @@ def peak_rss_embed(model: str, work: Path, docs: int, dimension: int) -> dict[st
     runs: list[subprocess.CompletedProcess] = []
     seconds = timed(lambda: runs.append(
         subprocess.run(command, check=True, capture_output=True, text=True)))
-    peak = int(runs[0].stdout.split("PEAK_RSS_KB")[-1].split()[0])
+    peak = float(runs[0].stdout.split("PEAK_RSS_MB")[-1].split()[0])
     at_least = sum(49 + len(t) for t in texts) + docs * dimension * 4  # str objects + output
-    return {"docs": docs, "embed_peak_rss_mb": peak / 1024,
+    return {"docs": docs, "embed_peak_rss_mb": peak,
             "embed_docs_per_s": docs / seconds, "encode_one_list_at_least_mb": at_least / 2**20}
 
 
@@ -127,36 +130,46 @@ def main() -> None:
     parser.add_argument("--dimension", type=int, default=384, help="the model's vector size")
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/indexing"))
-    parser.add_argument("--skip", nargs="*", default=[], choices=["ray", "spark", "rss"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["ray", "spark", "rss", "throughput"],
+                        help="parts not to run (throughput: every docs/s figure)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         corpus = work / "corpus.parquet"
-        write_corpus(corpus, args.docs)
-        rates = {"Encoder.encode_stream": bare_encoder(args.model, corpus, args.cores),
-                 "embed local": embed_local(args.model, corpus, work, args.cores, args.docs)}
-        if "ray" not in args.skip:
-            for actors in (1, 2):
-                rates[f"embed --engine ray, {actors} actor(s) x {args.cores // actors} threads"] = (
-                    embed_ray(args.model, corpus, work, args.cores, args.docs, actors))
-        if "spark" not in args.skip:
-            rates[f"Spark local[{args.cores}]"] = embed_spark(
-                args.model, corpus, work, args.cores, args.docs)
+        rates = {} if "throughput" in args.skip else throughput(args, corpus, work)
         rss = None if "rss" in args.skip else peak_rss_embed(
             args.model, work, args.rss_docs, args.dimension)
     report(args, rates, rss)
 
 
+def throughput(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, float]:
+    """docs/s of each engine on SciFact repeated to `args.docs` documents."""
+    write_corpus(corpus, args.docs)
+    rates = {"Encoder.encode_stream": bare_encoder(args.model, corpus, args.cores),
+             "embed local": embed_local(args.model, corpus, work, args.cores, args.docs)}
+    if "ray" not in args.skip:
+        for actors in (1, 2):
+            rates[f"embed --engine ray, {actors} actor(s) x {args.cores // actors} threads"] = (
+                embed_ray(args.model, corpus, work, args.cores, args.docs, actors))
+    if "spark" not in args.skip:
+        rates[f"Spark local[{args.cores}]"] = embed_spark(
+            args.model, corpus, work, args.cores, args.docs)
+    return rates
+
+
 def report(args: argparse.Namespace, rates: dict[str, float], rss: dict | None) -> None:
-    bare = rates["Encoder.encode_stream"]
-    lines = [f"SciFact repeated to {args.docs} documents, {args.cores} cores "
-             f"(`python benchmarks/indexing.py {args.model} --docs {args.docs}`)", "",
-             "| engine | docs/s | vs bare Encoder | docs/s per core |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {rate:.1f} | {rate / bare:.2f}x | {rate / args.cores:.1f} |"
-              for name, rate in rates.items()]
+    lines = [f"`python benchmarks/indexing.py {args.model} --docs {args.docs} "
+             f"--rss-docs {args.rss_docs} --skip {' '.join(args.skip)}`", ""]
+    if rates:
+        bare = rates["Encoder.encode_stream"]
+        lines += [f"SciFact repeated to {args.docs} documents, {args.cores} cores", "",
+                  "| engine | docs/s | vs bare Encoder | docs/s per core |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {rate:.1f} | {rate / bare:.2f}x | {rate / args.cores:.1f} |"
+                  for name, rate in rates.items()] + [""]
     if rss:
-        lines += ["", f"Peak RSS of `ipex-embed embed` on {rss['docs']} short synthetic documents: "
+        lines += [f"Peak RSS of `ipex-embed embed` on {rss['docs']} short synthetic documents: "
                   f"{rss['embed_peak_rss_mb']:.0f} MB ({rss['embed_docs_per_s']:.0f} docs/s); "
                   f"`encode` on one list holds at least {rss['encode_one_list_at_least_mb']:.0f} "
                   "MB (the texts and the float32 output alone)."]
