@@ -46,29 +46,31 @@ BATCH_SIZE = 16
 
 
 def training_pairs(
-    negatives: int, depth: int, seed: int, claims: int | None = None
+    negatives: int, depth: int, seed: int, claims: int | None = None, random_negatives: int = 0
 ) -> tuple[list[str], list[str], list[float]]:
-    """(claims, abstracts, labels): judged abstracts as 1, BM25 hard negatives as 0, shuffled."""
+    """(claims, abstracts, labels): judged abstracts as 1, BM25 hard negatives and
+    `random_negatives` abstracts drawn from the whole corpus as 0, shuffled."""
     data = load_beir(split="train")
     candidates = bm25_candidates(data, depth)
     rng = random.Random(seed)
+    everything = sorted(data.corpus)
     rows: list[tuple[str, str, float]] = []
     for qid in sorted(data.qrels)[:claims]:
         query = data.queries[qid]
         judged = {d for d, grade in data.qrels[qid].items() if grade > 0}
         rows += [(query, document_text(data.corpus[d]), 1.0) for d in sorted(judged)]
         pool = [d for d, _ in candidates[qid] if d not in judged]
+        easy = [d for d in rng.sample(everything, random_negatives + len(judged))
+                if d not in judged][:random_negatives]
         rows += [(query, document_text(data.corpus[d]), 0.0)
-                 for d in rng.sample(pool, min(negatives, len(pool)))]
+                 for d in rng.sample(pool, min(negatives, len(pool))) + easy]
     rng.shuffle(rows)
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-def train(
-    output: Path, negatives: int, depth: int, seed: int, max_length: int, claims: int | None,
-    epochs: float = 1.0, learning_rate: float = 1e-4,
-) -> dict:
-    """Train and save the cross-encoder to `output`; return what was done (with the loss curve)."""
+def train(args: argparse.Namespace) -> dict:
+    """Train and save the cross-encoder to `args.output`; return what was done (with the loss
+    curve). `args`: this script's options (see main)."""
     from datasets import Dataset
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
@@ -78,15 +80,17 @@ def train(
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import set_seed
 
-    set_seed(seed)
-    queries, passages, labels = training_pairs(negatives, depth, seed, claims)
+    set_seed(args.seed)
+    queries, passages, labels = training_pairs(args.negatives, args.negative_depth, args.seed,
+                                               args.claims, args.random_negatives)
     logger.info("%d pairs (%d positive) from SciFact train", len(labels), int(sum(labels)))
-    model = CrossEncoder(str(demo_model_path()), num_labels=1, max_length=max_length,
+    model = CrossEncoder(str(demo_model_path()), num_labels=1, max_length=args.max_length,
                          device="cpu")
     arguments = CrossEncoderTrainingArguments(
-        output_dir=str(output / "checkpoints"), num_train_epochs=epochs,
-        per_device_train_batch_size=BATCH_SIZE, learning_rate=learning_rate, warmup_ratio=0.1,
-        seed=seed, logging_steps=10, save_strategy="no", report_to="none", use_cpu=True,
+        output_dir=str(args.output / "checkpoints"), num_train_epochs=args.epochs,
+        per_device_train_batch_size=BATCH_SIZE, learning_rate=args.learning_rate,
+        warmup_ratio=0.1, seed=args.seed, logging_steps=10, save_strategy="no",
+        report_to="none", use_cpu=True,
     )
     trainer = CrossEncoderTrainer(
         model=model, args=arguments, loss=BinaryCrossEntropyLoss(model),
@@ -96,14 +100,16 @@ def train(
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    model.save_pretrained(str(output))
+    model.save_pretrained(str(args.output))
     losses = [(row["step"], round(row["loss"], 4))
               for row in trainer.state.log_history if "loss" in row]
     return {
         "base_model": DEMO_MODEL_ID, "pairs": len(labels), "positives": int(sum(labels)),
-        "claims": claims, "negatives_per_claim": negatives, "negative_depth": depth, "seed": seed,
-        "max_length": max_length, "epochs": epochs, "batch_size": BATCH_SIZE,
-        "learning_rate": learning_rate, "train_seconds": round(seconds, 1),
+        "claims": args.claims, "negatives_per_claim": args.negatives,
+        "random_negatives_per_claim": args.random_negatives, "negative_depth": args.negative_depth,
+        "seed": args.seed, "max_length": args.max_length, "epochs": args.epochs,
+        "batch_size": BATCH_SIZE, "learning_rate": args.learning_rate,
+        "train_seconds": round(seconds, 1),
         "loss_every_10_steps": losses,
     }
 
@@ -112,6 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="folder to save the cross-encoder into")
     parser.add_argument("--negatives", type=int, default=2, help="BM25 negatives per claim")
+    parser.add_argument("--random-negatives", type=int, default=0,
+                        help="abstracts drawn from the whole corpus per claim, labelled 0")
     parser.add_argument("--negative-depth", type=int, default=30,
                         help="draw negatives from this BM25 top")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair")
@@ -121,8 +129,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    record = train(args.output, args.negatives, args.negative_depth, args.seed, args.max_length,
-                   args.claims, args.epochs, args.learning_rate)
+    record = train(args)
     record["command"] = " ".join(["python", "benchmarks/train_cross_encoder_scifact.py",
                                   args.output.name, *sys.argv[2:]])
     (args.output / "training.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -173,3 +173,15 @@ def test_core_never_imports_ray_or_spark():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'pyspark')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fewer_shards_than_actors_is_said_with_the_fix(caplog):
+    from ipex_embeddings_builder.embed_ray import warn_if_actors_idle
+
+    with caplog.at_level("WARNING", logger="ipex_embeddings_builder.embed_ray"):
+        assert warn_if_actors_idle(shards=1, actors=2, shard_rows=10_000)
+    assert "Only 1 shard(s) of 10000 rows are left for 2 actors: 1 actor(s)" in caplog.text
+    assert "--shard-rows (at most 5000 rows" in caplog.text
+    caplog.clear()
+    assert not warn_if_actors_idle(shards=3, actors=2, shard_rows=40)
+    assert caplog.text == ""

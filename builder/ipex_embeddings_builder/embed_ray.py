@@ -21,7 +21,7 @@ import numpy as np
 from .corpus import Shard, read_shard
 from .embed import EmbedOptions, EmbedResult, ShardOutcome, _progress, write_shard
 
-__all__ = ["ShardWriter", "embed_on_ray"]
+__all__ = ["ShardWriter", "embed_on_ray", "warn_if_actors_idle"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ class ShardWriter:
     def __init__(self, model: str, output: str, options: dict[str, Any]) -> None:
         from ipex_embeddings import Encoder
 
-        options["text_fields"] = tuple(options["text_fields"])
-        self.options = EmbedOptions(**options)
+        self.options = EmbedOptions(**{**options, "text_fields": tuple(options["text_fields"])})
         self.output = Path(output)
         self.encoder = Encoder.load(model, threads=self.options.threads)
         self.batches_done = 0
@@ -86,6 +85,7 @@ def embed_on_ray(
     result.shards_skipped = len(shards) - len(todo)
     if not todo:
         return result
+    warn_if_actors_idle(len(todo), actors, options.shard_rows)
     threads = options.threads or 1
     items = [{"file": str(s.file.resolve()), "file_index": s.file_index, "index": s.index,
               "start": s.start} for s in todo]
@@ -108,3 +108,16 @@ def embed_on_ray(
     result.shards_written.sort()
     result.log()
     return result
+
+
+def warn_if_actors_idle(shards: int, actors: int, shard_rows: int) -> bool:
+    """Warn (and return True) when fewer shards are left than actors: a shard is one actor's
+    unit of work, so the other actors would load the model and then wait."""
+    if shards >= actors:
+        return False
+    logger.warning(
+        "Only %d shard(s) of %d rows are left for %d actors: %d actor(s) will have nothing to "
+        "do. For a new output folder, pass a smaller --shard-rows (at most %d rows here gives "
+        "every actor a shard), or fewer --actors.",
+        shards, shard_rows, actors, actors - shards, max(1, shard_rows * shards // actors))
+    return True
