@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ipex_embeddings import Encoder, ModelFolderError, TruncationError, TruncationWarning
-from ipex_embeddings.encoder import openvino_core
+from ipex_embeddings.encoder import available_cores, compile_settings, openvino_core
 from ipex_embeddings_builder.data import SCIFACT_DIR
 
 GOLDEN_TEXTS = [
@@ -396,3 +396,13 @@ def test_encode_stream_equals_encode_and_names_stream_positions(int8: Encoder) -
     with pytest.raises(TypeError, match="wrap it"):
         list(int8.encode_stream("a single string"))
     assert list(int8.encode_stream([])) == []
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to leave one free")
+def test_processes_sharing_the_cores_are_not_pinned_to_the_same_ones(demo_int8_dir: Path) -> None:
+    # OpenVINO pins each process's threads to the first cores: 1-thread Ray actors or Spark
+    # workers would all share core 0. Fewer threads than cores turns pinning off.
+    shared = Encoder.load(demo_int8_dir, threads=1)
+    assert shared._compile(1).get_property("ENABLE_CPU_PINNING") is False
+    whole = compile_settings(shared.config, available_cores(), 1, False)
+    assert "ENABLE_CPU_PINNING" not in whole  # one process on every core: OpenVINO's default
