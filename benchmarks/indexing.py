@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peak_rss import CHILD_EPILOGUE
+from peak_rss import CHILD_EPILOGUE, child_peak_mb
 
 SCIFACT = Path(__file__).parents[1] / "builder/ipex_embeddings_builder/data/scifact/corpus.jsonl"
 # `ipex-embed` in a child that reports its own peak RSS: VmHWM, not ru_maxrss (which, in a child,
@@ -123,7 +123,7 @@ def peak_rss_embed(model: str, work: Path, docs: int, dimension: int) -> dict[st
     runs: list[subprocess.CompletedProcess] = []
     seconds = timed(lambda: runs.append(
         subprocess.run(command, check=True, capture_output=True, text=True)))
-    peak = float(runs[0].stdout.split("PEAK_RSS_MB")[-1].split()[0])
+    peak = child_peak_mb(runs[0].stdout)
     at_least = sum(49 + len(t) for t in texts) + docs * dimension * 4  # str objects + output
     return {"docs": docs, "embed_peak_rss_mb": peak,
             "embed_docs_per_s": docs / seconds, "encode_one_list_at_least_mb": at_least / 2**20}

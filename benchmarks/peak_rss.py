@@ -28,7 +28,12 @@ def peak_rss_mb() -> float:
     raise RuntimeError(f"{STATUS} has no VmHWM line: peak RSS of this process is unknown.")
 
 
-# Code for `python -c` children: prints `PEAK_RSS_MB <float>` as its last line. Format with
-# the benchmarks directory so the child can import this module.
+# Code for `python -c` children: prints `PEAK_RSS_MB <float>` as its last line (read it back
+# with `child_peak_mb`). Format with the benchmarks directory so the child can import this.
 CHILD_EPILOGUE = ("import sys; sys.path.insert(0, {bench_dir!r}); "
                   "from peak_rss import peak_rss_mb; print('PEAK_RSS_MB', peak_rss_mb())")
+
+
+def child_peak_mb(stdout: str) -> float:
+    """The peak RSS in MiB that a child ending with `CHILD_EPILOGUE` printed on `stdout`."""
+    return float(stdout.split("PEAK_RSS_MB")[-1].split()[0])
