@@ -69,7 +69,7 @@ def training_pairs(
         rows += [(query, document_text(data.corpus[d]), 1.0) for d in sorted(judged)]
         pool = [d for d, _ in candidates[qid] if d not in judged]
         easy = [d for d in rng.sample(everything, random_negatives + len(judged))
-                if d not in judged][:random_negatives]
+                if d not in judged][:random_negatives] if random_negatives else []
         rows += [(query, document_text(data.corpus[d]), 0.0)
                  for d in rng.sample(pool, min(negatives, len(pool))) + easy]
     rng.shuffle(rows)
