@@ -7,9 +7,12 @@ unique with a repeat suffix; repeats give the same vectors, so this measures spe
 Parquet file. Every engine embeds the same rows with `cores` threads in total (Ray: actors x
 threads-per-actor = cores; Spark: local[cores], one thread per task). Figures are docs/s over the
 whole run (model loads, reading and writing included) and the ratio to the bare Encoder (goal:
->= 0.9). Peak RSS: `ipex-embed embed` in a child process on `--rss-docs` short synthetic
-documents (goal: flat, under 1 GB), against what `Encoder.encode` on one list must hold at least
-(the list, and the float32 output alone, n x dim x 4 bytes). Run it on a quiet machine.
+>= 0.9), timed on the corpus' first `--reference-docs` rows just before and just after each
+engine, so that a machine whose speed drifts over the run (a shared VM's did, by 30 % in an
+hour) does not pass for one engine beating another. Peak RSS: `ipex-embed embed` in a child
+process on `--rss-docs` short synthetic documents (goal: flat, under 1 GB), against what
+`Encoder.encode` on one list must hold at least (the list, and the float32 output alone,
+n x dim x 4 bytes). Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import time
 from pathlib import Path
 
 from peak_rss import CHILD_EPILOGUE, child_peak_mb
+
+from ipex_embeddings.encoder import available_cores
 
 SCIFACT = Path(__file__).parents[1] / "builder/ipex_embeddings_builder/data/scifact/corpus.jsonl"
 # `ipex-embed` in a child that reports its own peak RSS: VmHWM, not ru_maxrss (which, in a child,
@@ -133,9 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model")
     parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--reference-docs", type=int, default=2_000,
+                        help="rows the bare Encoder embeds before and after each engine")
     parser.add_argument("--rss-docs", type=int, default=1_000_000)
     parser.add_argument("--dimension", type=int, default=384, help="the model's vector size")
-    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--cores", type=int, default=available_cores(),
+                        help="cores to use in all (default: those this process may run on)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/indexing"))
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["ray", "spark", "rss", "throughput"],
@@ -151,38 +159,57 @@ def main() -> None:
     report(args, rates, rss)
 
 
-def throughput(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, float]:
-    """docs/s of each engine on SciFact repeated to `args.docs` documents."""
+def throughput(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, dict[str, float]]:
+    """docs/s of each engine on SciFact repeated to `args.docs` documents, each beside the bare
+    Encoder's docs/s on the corpus' first `args.reference_docs` rows, timed just before and just
+    after that engine (their mean is the engine's reference): a machine whose speed drifts during
+    a long run (a shared VM does) then shifts an engine and its reference alike."""
     write_corpus(corpus, args.docs)
-    rates = {"Encoder.encode_stream": bare_encoder(args.model, corpus, args.cores),
-             "embed local": embed_local(args.model, corpus, work, args.cores, args.docs)}
+    reference = work / "reference.parquet"
+    write_corpus(reference, min(args.docs, args.reference_docs))
+    engines = {"Encoder.encode_stream": lambda: bare_encoder(args.model, corpus, args.cores),
+               "embed local": lambda: embed_local(args.model, corpus, work, args.cores, args.docs)}
     if "ray" not in args.skip:
         for actors in (1, 2):
-            rates[f"embed --engine ray, {actors} actor(s) x {args.cores // actors} threads"] = (
-                embed_ray(args.model, corpus, work, args.cores, args.docs, actors))
+            engines[f"embed --engine ray, {actors} actor(s) x {args.cores // actors} threads"] = (
+                lambda actors=actors: embed_ray(
+                    args.model, corpus, work, args.cores, args.docs, actors))
     if "spark" not in args.skip:
-        rates[f"Spark local[{args.cores}]"] = embed_spark(
+        engines[f"Spark local[{args.cores}]"] = lambda: embed_spark(
             args.model, corpus, work, args.cores, args.docs)
-    return rates
+    rows, before = {}, bare_encoder(args.model, reference, args.cores)
+    for name, run in engines.items():
+        rate = run()
+        after = bare_encoder(args.model, reference, args.cores)
+        rows[name] = {"docs_per_s": rate, "reference_docs_per_s": (before + after) / 2,
+                      "reference_before": before, "reference_after": after}
+        before = after
+    return rows
 
 
-def report(args: argparse.Namespace, rates: dict[str, float], rss: dict | None) -> None:
+def report(args: argparse.Namespace, rates: dict[str, dict[str, float]], rss: dict | None) -> None:
     lines = [f"`python benchmarks/indexing.py {args.model} --docs {args.docs} "
-             f"--rss-docs {args.rss_docs} --skip {' '.join(args.skip)}`", ""]
+             f"--reference-docs {args.reference_docs} --rss-docs {args.rss_docs} "
+             f"--skip {' '.join(args.skip)}`", ""]
     if rates:
-        bare = rates["Encoder.encode_stream"]
         lines += [f"SciFact repeated to {args.docs} documents, {args.cores} cores, "
-                  f"{shard_rows(args.docs, args.cores)} rows a shard", "",
-                  "| engine | docs/s | vs bare Encoder | docs/s per core |", "|---|---:|---:|---:|"]
-        lines += [f"| {name} | {rate:.1f} | {rate / bare:.2f}x | {rate / args.cores:.1f} |"
-                  for name, rate in rates.items()] + [""]
+                  f"{shard_rows(args.docs, args.cores)} rows a shard. Reference: the bare Encoder "
+                  f"on the first {min(args.docs, args.reference_docs)} rows, timed before and "
+                  "after each engine (mean)", "",
+                  "| engine | docs/s | reference docs/s (before, after) | vs reference "
+                  "| docs/s per core |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {r['docs_per_s']:.1f} | {r['reference_docs_per_s']:.1f} "
+                  f"({r['reference_before']:.1f}, {r['reference_after']:.1f}) | "
+                  f"{r['docs_per_s'] / r['reference_docs_per_s']:.2f}x | "
+                  f"{r['docs_per_s'] / args.cores:.1f} |" for name, r in rates.items()] + [""]
     if rss:
         lines += [f"Peak RSS of `ipex-embed embed` on {rss['docs']} short synthetic documents: "
                   f"{rss['embed_peak_rss_mb']:.0f} MB ({rss['embed_docs_per_s']:.0f} docs/s); "
                   f"`encode` on one list holds at least {rss['encode_one_list_at_least_mb']:.0f} "
                   "MB (the texts and the float32 output alone)."]
     (args.out / "indexing.json").write_text(json.dumps(
-        {"docs": args.docs, "cores": args.cores, "docs_per_s": rates, "rss": rss}, indent=2))
+        {"docs": args.docs, "cores": args.cores, "reference_docs": args.reference_docs,
+         "engines": rates, "rss": rss}, indent=2))
     (args.out / "indexing.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
