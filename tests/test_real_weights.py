@@ -135,7 +135,7 @@ def test_fp32_matches_sentence_transformers_and_int8_stays_close(
               f"mean {found[name].mean():.6f}, min {found[name].min():.6f}")
     assert found["fp32"].min() >= 0.9999, found["fp32"].min()
     means = {name: round(float(c.mean()), 6) for name, c in found.items()}
-    floors = {"fp32": 0.9999, "int8": STATIC_MEAN_FLOOR, "weights-int8": 0.99}
+    floors = {"int8": STATIC_MEAN_FLOOR, "weights-int8": 0.99}  # fp32: its min, above
     assert all(means[name] >= floor for name, floor in floors.items()), (means, floors)
 
 
