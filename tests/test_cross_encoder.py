@@ -525,3 +525,19 @@ def test_langchain_compressor_takes_one_model(fp32_dirs: dict[str, Path]) -> Non
         IPEXRerankCompressor(model_name=str(fp32_dirs["bert"]), query_prompt="q: ")
     with pytest.raises(ModelFolderError):
         IPEXRerankCompressor(model_name=str(fp32_dirs["bert"]) + "-missing")
+
+
+def test_cross_encoder_shares_the_core_engine_and_pickles(bert_fp32: CrossEncoder) -> None:
+    import pickle
+
+    info = bert_fp32.info()
+    assert info["engine"] == "openvino" and info["kind"] == "cross-encoder"
+    # the activation runs in the graph: one inference gives the sigmoid and the raw margin
+    assert bert_fp32.compiled_model().output(0).get_partial_shape()[1].get_length() == 2
+    scores = bert_fp32.score(QUERY, TEXTS)
+    raw = bert_fp32.score(QUERY, TEXTS, activation="none")
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-raw.astype(np.float64))), atol=1e-6)
+    twin = pickle.loads(pickle.dumps(bert_fp32))
+    np.testing.assert_array_equal(twin.score(QUERY, TEXTS), scores)
+    with pytest.raises(ValueError, match="streams=0 is not supported"):
+        CrossEncoder.load(bert_fp32.folder, streams=0)

@@ -168,7 +168,7 @@ def test_batches_are_padded_to_fixed_buckets(int8: Encoder) -> None:
 
     assert bucket_widths(256) == (16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256)
     assert bucket_widths(512)[-4:] == (320, 384, 448, 512) and bucket_widths(10) == (10,)
-    tokenizer = int8._tokenizer
+    tokenizer = int8.tokenizer
     encodings, _ = tokenizer.tokenize(varied_texts())
     plan = tokenizer.plan(encodings, 32)
     assert sorted(int(i) for positions, _ in plan for i in positions) == list(range(240))
@@ -403,6 +403,32 @@ def test_processes_sharing_the_cores_are_not_pinned_to_the_same_ones(demo_int8_d
     # OpenVINO pins each process's threads to the first cores: 1-thread Ray actors or Spark
     # workers would all share core 0. Fewer threads than cores turns pinning off.
     shared = Encoder.load(demo_int8_dir, threads=1)
-    assert shared._compile(1).get_property("ENABLE_CPU_PINNING") is False
+    assert shared.compiled_model(1).get_property("ENABLE_CPU_PINNING") is False
     whole = compile_settings(shared.config, available_cores(), 1, False)
     assert "ENABLE_CPU_PINNING" not in whole  # one process on every core: OpenVINO's default
+
+
+def test_engine_is_chosen_checked_and_reported(demo_int8_dir: Path, int8: Encoder) -> None:
+    info = int8.info()
+    assert info["engine"] == "openvino" and info["kind"] == "bi-encoder"
+    assert info["threads"] == available_cores() and info["precision"] == "int8"
+    assert info["inference_precision"] in ("f32", "bf16")
+    with pytest.raises(ValueError, match=r"engine='tensorrt' is not supported; use one of"):
+        Encoder.load(demo_int8_dir, engine="tensorrt")
+    for option in ("threads", "streams"):
+        for bad in (0, -1, 1.5):
+            with pytest.raises(ValueError, match=rf"{option}={bad!r} is not supported"):
+                Encoder.load(demo_int8_dir, **{option: bad})
+
+
+def test_a_copy_or_pickle_reloads_the_folder_and_gives_the_same_vectors(int8: Encoder) -> None:
+    import copy
+    import pickle
+
+    texts = varied_texts(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)
+        expected = int8.encode(texts, kind="query")
+        for twin in (pickle.loads(pickle.dumps(int8)), copy.deepcopy(int8)):
+            assert twin is not int8 and twin.config == int8.config
+            np.testing.assert_array_equal(twin.encode(texts, kind="query"), expected)

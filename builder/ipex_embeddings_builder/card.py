@@ -17,7 +17,10 @@ from ipex_embeddings import ModelConfig, __version__
 from .calibration import DEFAULT_CALIBRATION
 from .commandline import command_line
 
-__all__ = ["CardInputs", "read_source_metadata", "render_card", "write_card"]
+__all__ = [
+    "CardInputs", "local_paths_out", "read_optional_json", "read_source_metadata", "render_card",
+    "write_card",
+]
 
 CARD_NAME = "README.md"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -62,7 +65,8 @@ def read_source_metadata(source_path: Path, model_id: str, revision: str | None)
         return {}
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_optional_json(path: Path) -> dict[str, Any] | None:
+    """The JSON file at `path` (a report such as validation.json), or None when it is absent."""
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -130,7 +134,7 @@ def _validation_section(inputs: CardInputs, validation: dict[str, Any] | None) -
         "",
     ]
     markdown = folder / Path(inputs.validation_file).with_suffix(".md")  # written with the JSON
-    lines.append(_local_paths_out(markdown.read_text().strip(), folder))
+    lines.append(local_paths_out(markdown.read_text().strip(), folder))
     subset = validation.get("subset")
     if subset:
         lines += ["", f"These figures come from the first {subset} queries only (a quick build); "
@@ -138,8 +142,8 @@ def _validation_section(inputs: CardInputs, validation: dict[str, Any] | None) -
     return "\n".join(lines) + "\n"
 
 
-def _local_paths_out(markdown: str, folder: Path) -> str:
-    """Show the folder by its name, not by where it happened to be on the builder's disk."""
+def local_paths_out(markdown: str, folder: Path) -> str:
+    """A report's markdown for the card: the folder by its name, not its path on the builder."""
     return _demote_headings(markdown.replace(str(folder.resolve()), folder.name))
 
 
@@ -150,7 +154,7 @@ def _untrusted_speed(bench_dir: Path) -> list[str] | None:
     the rounds (bench.json's speed_trust); a run on a busy machine, of too few rounds or with
     rounds that disagree gives figures that would mislead whoever reads the card.
     """
-    data = _read_json(bench_dir / "bench.json")
+    data = read_optional_json(bench_dir / "bench.json")
     if data is None:
         return ["bench.json is missing"]
     trust = data.get("speed_trust")
@@ -177,7 +181,7 @@ def _bench_section(inputs: CardInputs) -> str:
             f"`{command_line('bench', inputs.folder.name)}`.\n"
         )
     prefix = bench_dir.relative_to(inputs.folder).as_posix()
-    text = _local_paths_out(markdown.read_text().strip(), inputs.folder)
+    text = local_paths_out(markdown.read_text().strip(), inputs.folder)
     # bench.md links its plots relative to its own folder; the card sits one level up.
     text = re.sub(r"(!\[[^\]]*\]\()(?![a-z]+://|/)([^)]+\))", rf"\g<1>{prefix}/\g<2>", text)
     missing = [p for p in sorted(bench_dir.glob("*.png")) if f"{prefix}/{p.name}" not in text]
@@ -324,7 +328,7 @@ def _model_section(config: ModelConfig) -> str:
 def render_card(inputs: CardInputs) -> str:
     """The README.md text for the model folder."""
     config = ModelConfig.load(inputs.folder)
-    validation = _read_json(inputs.folder / inputs.validation_file)
+    validation = read_optional_json(inputs.folder / inputs.validation_file)
     source = config.source_model or "its source model"
     is_hub_source = bool(REPO_ID.match(config.source_model)) and not Path(source).exists()
     source_link = f"[{source}](https://huggingface.co/{source})" if is_hub_source else f"`{source}`"

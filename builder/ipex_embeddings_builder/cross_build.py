@@ -5,8 +5,8 @@ folder, or a sentence-transformers `CrossEncoder` save, which is one) from a bi-
 commands can send each to its own path. `quantize_cross_encoder_source` is `quantize`'s, and
 `CrossEncoderBuild` is `build`'s: quantize (int8, calibrated on SciFact train pairs with BM25
 hard negatives) -> validate (SciFact test claims' BM25 candidates reranked, int8 next to fp32,
-gated) -> card -> publish, resumable like the bi-encoder build, whose stage runner and
-publishing it reuses.
+gated) -> card -> publish, resumable like the bi-encoder build: both run on `staged_build`'s
+stage runner and publishing.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 from ipex_embeddings import ModelConfig
 
-from .build import IR_FILES, Build, BuildOptions, BuildState, Stage, _package_version
 from .digest import file_digest, value_digest
 from .errors import OptionError, SourceModelError
 from .log import report_logger
 from .publish import BUILD_STATE_NAME
+from .staged_build import IR_FILES, BuildOptions, Stage, StagedBuild
 
 __all__ = [
     "CrossEncoderBuild", "cross_encoder_source", "is_cross_encoder_folder",
@@ -54,13 +54,13 @@ def is_cross_encoder_folder(path: Path) -> bool:
 def cross_encoder_source(model: str, revision: str | None = None) -> tuple[Path, str] | None:
     """(local folder, recorded name) when `model` (a folder or Hub id) is a cross-encoder, else
     None (a bi-encoder, or something `source.inspect_source` will refuse by name)."""
-    from .source import _local_copy, _recorded_id
+    from .source import local_copy, recorded_id
 
     try:
-        path, _ = _local_copy(model, revision)
+        path, _ = local_copy(model, revision)
     except SourceModelError:
         return None  # inspect_source raises the same error, in the bi-encoder's words
-    return (path, _recorded_id(model)) if is_cross_encoder_folder(path) else None
+    return (path, recorded_id(model)) if is_cross_encoder_folder(path) else None
 
 
 def refuse_bi_encoder_options(options: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ class _Source:
     revision: str
 
 
-class CrossEncoderBuild(Build):
+class CrossEncoderBuild(StagedBuild):
     """`ipex-embed build` for a cross-encoder source: quantize, validate, card, publish."""
 
     def __init__(self, options: BuildOptions, path: Path, name: str) -> None:
@@ -120,11 +120,8 @@ class CrossEncoderBuild(Build):
             "--trust-remote-code": options.trust_remote_code, "--min-cosine": options.min_cosine,
             "--scheme": None if options.scheme == "auto" else options.scheme,
         })
-        self.options = options
-        self.output = options.output.expanduser().resolve()
+        super().__init__(options)
         self.source = _Source(path, name, options.revision or "")
-        self.state = BuildState(self.output)
-        self.version = _package_version()
         if options.tune:
             progress.info("Cross-encoder: plain int8 (accuracy-aware tuning is for bi-encoders); "
                           "the validation gate still applies.")
@@ -133,7 +130,7 @@ class CrossEncoderBuild(Build):
                           "`ipex-embed bench OUTPUT --source SOURCE`); --bench is ignored.")
 
     def stages(self) -> list[Stage]:
-        """quantize -> validate -> card (publishing follows in `Build.run`)."""
+        """quantize -> validate -> card (publishing follows in `StagedBuild.run`)."""
         opts = self.options
         return [
             Stage("quantize", lambda: {

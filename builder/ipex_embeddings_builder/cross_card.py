@@ -11,7 +11,7 @@ from typing import Any
 
 from ipex_embeddings import ModelConfig, __version__
 
-from .card import CARD_NAME, REPO_ID, CardInputs, _local_paths_out, _read_json
+from .card import CARD_NAME, REPO_ID, CardInputs, local_paths_out, read_optional_json
 
 __all__ = ["render_cross_encoder_card", "write_cross_encoder_card"]
 
@@ -44,7 +44,7 @@ def _validation_section(inputs: CardInputs, validation: dict[str, Any] | None) -
         f"relative loss of at most {float(validation['max_loss']):g} % per metric; this model "
         f"{'passed' if validation.get('passed') else 'FAILED'} it.",
         "",
-        _local_paths_out(markdown.read_text().strip(), inputs.folder),
+        local_paths_out(markdown.read_text().strip(), inputs.folder),
     ]
     if validation.get("subset"):
         lines += ["", f"These figures come from the first {validation['subset']} claims only (a "
@@ -83,7 +83,7 @@ classification head's logits through `{config.activation}`, as in the source.
 def render_cross_encoder_card(inputs: CardInputs) -> str:
     """The README.md text for a cross-encoder model folder."""
     config = ModelConfig.load(inputs.folder)
-    validation = _read_json(inputs.folder / inputs.validation_file)
+    validation = read_optional_json(inputs.folder / inputs.validation_file)
     source = config.source_model or "its source model"
     hub_source = bool(REPO_ID.match(source)) and not Path(source).exists()
     link = f"[{source}](https://huggingface.co/{source})" if hub_source else f"`{source}`"

@@ -91,6 +91,11 @@ class FidelityResult:
         """JSON-able, with the verdict."""
         return {**asdict(self), "passed": self.passed}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FidelityResult:
+        """The result `to_dict` gave (its verdict is recomputed, not read)."""
+        return cls(**{k: v for k, v in data.items() if k != "passed"})
+
     def describe(self) -> str:
         """One markdown paragraph: the numbers, the gate and its verdict."""
         groups = ", ".join(

@@ -33,6 +33,7 @@ __all__ = [
     "OutputSizeModel",
     "SourceReferenceModel",
     "encoder_model",
+    "model_digest",
     "reference_source",
     "source_fingerprint",
 ]
@@ -264,8 +265,8 @@ def output_size_label(truncate_dim: int | None, precision: str) -> str:
 _SHARED_MEMO: dict[str, dict[tuple[str, str], np.ndarray]] = {}
 
 
-def _model_digest(folder: Path, config: ModelConfig) -> str:
-    # What computes the vectors: the IR and the settings, not the records of how it was made.
+def model_digest(folder: Path, config: ModelConfig) -> str:
+    """Digest of what computes the vectors: the IR and settings, not how the model was made."""
     settings = {k: v for k, v in vars(config).items() if k not in ("quantization", "source_model")}
     names = (config.model_file, str(Path(config.model_file).with_suffix(".bin")))
     return sha256(repr(sorted(settings.items())), [folder / name for name in names])
@@ -276,7 +277,7 @@ def encoder_model(folder: str | Path) -> EncoderModel:
     model's content (IR, settings), not its path: tuning's last candidate and the final folder
     are the same model, and the test split reuses the corpus the train split embedded."""
     encoder = Encoder.load(folder)
-    key = _model_digest(encoder.folder, encoder.config)
+    key = model_digest(encoder.folder, encoder.config)
     if key not in _SHARED_MEMO:
         _SHARED_MEMO.clear()  # one model at a time, like the PyTorch reference
         _SHARED_MEMO[key] = {}

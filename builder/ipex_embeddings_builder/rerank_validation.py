@@ -23,7 +23,7 @@ import numpy as np
 from .bm25 import BM25_SETUP, Bm25Index
 from .commandline import command_line
 from .data import BeirData, load_beir
-from .validate import DEFAULT_MAX_LOSS, ValidationReport, ValidationRow, relative_loss
+from .validation_report import DEFAULT_MAX_LOSS, ValidationReport, ValidationRow, relative_loss
 
 __all__ = ["DEFAULT_DEPTH", "METRICS", "RerankReport", "rerank_metrics", "validate_cross_encoder"]
 
@@ -134,13 +134,13 @@ def _scored(model_dir: Path, reference: Path, pairs: list) -> tuple[Any, dict[st
 
 def _source_folder(config: Any, reference: str | Path | None) -> Path:
     from .errors import SourceModelError
-    from .source import _local_copy
+    from .source import local_copy
 
     if reference is not None and Path(reference).expanduser().is_dir():
         return Path(reference).expanduser()
     name = str(reference or config.source_model)
     try:
-        return _local_copy(name, config.source_revision or None)[0]
+        return local_copy(name, config.source_revision or None)[0]
     except SourceModelError as err:
         raise SourceModelError(
             f"The fp32 source {name!r} of this cross-encoder cannot be found ({err}). Pass the "

@@ -19,7 +19,7 @@ from .errors import SourceModelError
 
 __all__ = [
     "DECODER_MODEL_TYPES", "DenseLayer", "SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError",
-    "inspect_source", "read_st_config",
+    "inspect_source", "local_copy", "read_st_config", "recorded_id",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def _read_json(path: Path) -> Any:
         raise SourceModelError(f"{path} is not valid JSON ({err}).") from err
 
 
-def _local_copy(model: str, revision: str | None) -> tuple[Path, str]:
+def local_copy(model: str, revision: str | None) -> tuple[Path, str]:
+    """(folder, revision) of `model`: the demo, a local folder, or a Hub snapshot of its sources."""
     if model in (DEMO_MODEL, DEMO_MODEL_ID) and not Path(model).exists():
         return demo_model_path(), DEMO_REVISION
     path = Path(model).expanduser()
@@ -399,7 +400,7 @@ def _check_code(path: Path, config: dict, trust_remote_code: bool) -> None:
         )
 
 
-def _recorded_id(model: str) -> str:
+def recorded_id(model: str) -> str:
     """The source's name in the model JSON, which is published: the demo's Hub id, a Hub id or a
     relative folder as given, an absolute (or ~) folder by its name only."""
     if model == DEMO_MODEL:
@@ -467,7 +468,7 @@ def inspect_source(
     """
     if pooling is not None and pooling not in POOLING_MODES:
         raise SourceModelError(f"--pooling {pooling} is not one of {', '.join(POOLING_MODES)}.")
-    path, resolved_revision = _local_copy(model, revision)
+    path, resolved_revision = local_copy(model, revision)
     config = _read_json(path / "config.json")
     model_type = _check_files(path, config, trust_remote_code)
     mode, include_prompt, normalize = _pooling(path, pooling)
@@ -478,7 +479,7 @@ def inspect_source(
     dimension = dense[-1].out_features if dense else hidden
     return SourceModel(
         path=path,
-        model_id=_recorded_id(model),
+        model_id=recorded_id(model),
         revision=resolved_revision,
         model_type=model_type,
         pooling=mode,

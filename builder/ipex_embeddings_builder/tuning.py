@@ -173,7 +173,7 @@ def _tuning_reference(
         return None, ""
     from ipex_embeddings import Encoder
 
-    from .mteb_model import EncoderModel, _model_digest
+    from .mteb_model import EncoderModel, model_digest
 
     logger.info("Compiling the fp32 IR as the tuning split's reference")
     folder = scratch / "fp32"
@@ -181,7 +181,7 @@ def _tuning_reference(
     save_model_folder(fp32_model, folder, source, calibration, QuantizeOptions("fp32"), 0.0)
     encoder = Encoder.load(folder, compile_cache=False)
     model = EncoderModel(encoder, name=f"{source.model_id} (fp32 IR)")
-    return model, "openvino-fp32-ir:" + _model_digest(folder, encoder.config)[:16]
+    return model, "openvino-fp32-ir:" + model_digest(folder, encoder.config)[:16]
 
 
 @contextmanager

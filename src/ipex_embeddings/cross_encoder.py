@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
-import threading
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import openvino as ov
+from tokenizers import Encoding
 
-from .batching import Batch, TextTokenizer, check_text, check_texts, first_invalid_text
+from .activation import SCORE_COLUMNS, add_scores, scores_of
+from .batching import check_text, check_texts, first_invalid_text
 from .config import ACTIVATIONS, ModelConfig
-from .cpu import warn_if_int8_is_slow
-from .encoder import (
-    Truncation,
-    TruncationWarning,
-    _check_options,
-    available_cores,
-    compile_settings,
-    openvino_core,
-)
-from .errors import InvalidTextError, TruncationError
+from .core import InferenceModel, Truncation, check_options
+from .errors import InvalidTextError
 from .folder import check_model_folder, resolve_model_folder
 
 __all__ = ["CrossEncoder", "RankResult", "folder_config"]
@@ -84,53 +74,26 @@ def _check_activation(activation: str, num_labels: int) -> None:
         )
 
 
-def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
-    """[n, 1 or 2] logits to [n] float32 scores.
-
-    With two logits the margin (positive minus negative) stands for them: its sigmoid is the
-    softmax's positive-class probability exactly, and "none" returns the margin itself.
-    """
-    margin = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
-    if activation == "none":
-        return margin.astype(np.float32)
-    with np.errstate(over="ignore"):  # exp(large) -> inf -> a score of 0.0, as it should be
-        return (1.0 / (1.0 + np.exp(-margin.astype(np.float64)))).astype(np.float32)
-
-
-class CrossEncoder:
-    """An int8 (or fp32) OpenVINO cross-encoder: scores how well each text answers a query.
+class CrossEncoder(InferenceModel):
+    """An int8 (or fp32) cross-encoder: scores how well each text answers a query.
 
     Build one with `CrossEncoder.load(path_or_repo_id)` on a folder whose `kind` is
     "cross-encoder". It is safe to share between threads: every call uses its own inference
-    requests. Nothing is unpickled and no torch is needed.
+    requests. Nothing is unpickled and no torch is needed; pickling or copying it loads the
+    folder again.
     """
 
-    def __init__(
-        self,
-        folder: Path,
-        config: ModelConfig,
-        *,
-        threads: int | None = None,
-        streams: int | None = None,
-        compile_cache: str | os.PathLike[str] | bool = True,
-    ) -> None:
-        _check_activation(config.activation, config.dimension)
-        self.folder = folder
-        self.config = config
-        warn_if_int8_is_slow(config)
-        self.threads = threads or available_cores()
-        self.streams = streams or 1
-        model = openvino_core().read_model(folder / config.model_file)
-        input_names = [port.get_any_name() for port in model.inputs]
-        self._tokenizer = TextTokenizer(
-            folder / "tokenizer.json", config.max_seq_length, input_names, "only_second"
-        )
-        properties = compile_settings(config, self.threads, self.streams, compile_cache)
-        self._compiled = openvino_core().compile_model(model, "CPU", properties)
-        # Idle inference requests by width: a request keeps one width, so the CPU plugin does
-        # not re-plan its memory for every call (as in Encoder).
-        self._idle: dict[int, queue.SimpleQueue[ov.InferRequest]] = {}
-        self._idle_lock = threading.Lock()
+    kind = "cross-encoder"
+    truncation_strategy = "only_second"  # a pair keeps its query whole; its text is cut
+    inputs_name = "(query, text) pairs"
+    truncated_what = "their texts were cut to fit and scored so"
+
+    def _check_config(self) -> None:
+        _check_activation(self.config.activation, self.config.dimension)
+
+    def graph_head(self, model: ov.Model) -> ov.Model:
+        """The activation inside the graph: the engine returns [rows, 2] (sigmoid, margin)."""
+        return add_scores(model)
 
     @classmethod
     def load(
@@ -144,36 +107,35 @@ class CrossEncoder:
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         token: str | bool | None = None,
+        engine: str = "auto",
     ) -> CrossEncoder:
         """Load a cross-encoder model folder, or a Hub repo holding one.
 
         Args:
             path_or_repo_id: a local folder, or a Hugging Face repo id ("user/name").
             threads: CPU threads for inference (default: every core this process may use).
-            streams: OpenVINO inference streams (default 1; batches run one after another).
+            streams: parallel inference streams for multi-batch calls (default: one per core).
             compile_cache: folder for OpenVINO's compiled-model cache (True: the default folder,
                 see `default_compile_cache`; False: no cache).
             activation: replace the folder's activation: "sigmoid", "softmax" (two-logit
                 models) or "none" (raw logits; the margin for two). None keeps the folder's.
             revision, cache_dir, token: passed to huggingface_hub for a repo id.
+            engine: what runs the model (see `ipex_embeddings.engine.ENGINES`); "auto" picks
+                the fastest measured for this CPU. `info()` says which ran.
 
         Raises:
             ModelFolderError: not a complete folder, or a bi-encoder folder (use `Encoder`).
-            ValueError: an unknown activation, or "softmax" for a one-logit model.
+            ValueError: an unknown activation, "softmax" for a one-logit model, an unknown
+                `engine`, or `threads`/`streams` below 1.
         """
-        folder = resolve_model_folder(
+        folder, config = cls.open_folder(
             path_or_repo_id, revision=revision, cache_dir=cache_dir, token=token
         )
-        config = check_model_folder(folder, "cross-encoder")
         if activation is not None:
             _check_activation(activation, config.dimension)
             config = dataclasses.replace(config, activation=activation)
-        return cls(folder, config, threads=threads, streams=streams, compile_cache=compile_cache)
-
-    @property
-    def max_seq_length(self) -> int:
-        """Longest pair in tokens, query, text and special tokens included."""
-        return self.config.max_seq_length
+        return cls(folder, config, threads=threads, streams=streams, compile_cache=compile_cache,
+                   engine=engine)
 
     @property
     def activation(self) -> str:
@@ -184,12 +146,6 @@ class CrossEncoder:
     def num_labels(self) -> int:
         """Logits per pair: 1, or 2 (negative, positive)."""
         return self.config.dimension
-
-    def compiled_model(self) -> ov.CompiledModel:
-        """The OpenVINO model `predict` runs: int64 [rows, width] token inputs (`input_ids`,
-        `attention_mask`, and `token_type_ids` where the model has it), float32
-        [rows, num_labels] logits out, before the activation."""
-        return self._compiled
 
     def predict(
         self,
@@ -268,22 +224,19 @@ class CrossEncoder:
         activation: Activation | None,
         where: str,
     ) -> np.ndarray:
-        _check_options(batch_size, truncation)
+        check_options(batch_size, truncation)
         activation = activation or self.activation
         _check_activation(activation, self.num_labels)
         if not pairs:
             return np.empty(0, dtype=np.float32)
-        encodings, truncated = self._tokenize(pairs, where)
-        if truncated:
-            self._truncated(truncated, len(pairs), truncation)
-        logits = np.empty((len(pairs), self.num_labels), dtype=np.float32)
-        for positions, width in self._tokenizer.plan(encodings, batch_size):
-            self._run(self._tokenizer.pad(encodings, positions, width), logits)
-        return _activate(logits, activation)
+        encodings = self._tokenize(pairs, where, truncation)
+        return scores_of(self.infer(encodings, batch_size, SCORE_COLUMNS), activation)
 
-    def _tokenize(self, pairs: list[tuple[str, str]], where: str) -> tuple[list, list[int]]:
+    def _tokenize(
+        self, pairs: list[tuple[str, str]], where: str, truncation: Truncation
+    ) -> list[Encoding]:
         try:
-            return self._tokenizer.tokenize(pairs)
+            return self.tokenize(pairs, truncation)
         except InvalidTextError:
             bad = first_invalid_text(pairs)
             assert bad is not None  # the tokenizer found one
@@ -302,7 +255,7 @@ class CrossEncoder:
     ) -> None:
         for i, pair in enumerate(pairs):
             try:
-                self._tokenizer.tokenize([pair])
+                self.tokenizer.tokenize([pair])
             except Exception:
                 name = "the query" if "{j}" not in where else where.format(i=i, j=0)
                 raise ValueError(
@@ -310,30 +263,6 @@ class CrossEncoder:
                     "no room for the text (only the text side of a pair is truncated). "
                     "Shorten the query."
                 ) from cause
-
-    def _truncated(self, indices: list[int], count: int, truncation: Truncation) -> None:
-        if truncation == "error":
-            raise TruncationError(indices, self.max_seq_length)
-        warnings.warn(
-            f"{len(indices)} of {count} (query, text) pairs exceed max_seq_length="
-            f"{self.max_seq_length} tokens; their texts were cut to fit and scored so (first "
-            f'indices: {indices[:10]}). Pass truncation="error" to refuse them.',
-            TruncationWarning,
-            stacklevel=4,
-        )
-
-    def _run(self, batch: Batch, out: np.ndarray) -> None:
-        with self._idle_lock:
-            pool = self._idle.setdefault(batch.width, queue.SimpleQueue())
-        try:
-            request = pool.get_nowait()
-        except queue.Empty:
-            request = self._compiled.create_infer_request()
-        try:
-            request.infer(batch.inputs)
-            out[batch.positions] = request.get_output_tensor(0).data
-        finally:
-            pool.put(request)
 
 
 def _check_pairs(pairs: object) -> list[tuple[str, str]]:

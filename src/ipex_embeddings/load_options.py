@@ -85,6 +85,11 @@ LOAD_OPTIONS: tuple[LoadOption, ...] = (
         'Output precision: "float32", "binary" or "ubinary" (packed bits; the LangChain and '
         'LlamaIndex adapters take "float32" only); None: the folder\'s. Not the weights\'.',
     ),
+    LoadOption(
+        "engine", str, "auto",
+        'What runs the model (ipex_embeddings.engine.ENGINES); "auto": the fastest measured '
+        "for this CPU.",
+    ),
 )
 
 

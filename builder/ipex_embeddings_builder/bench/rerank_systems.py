@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .ov_properties import property_text
+
 __all__ = ["CoreReranker", "SentenceTransformerReranker", "load_reranker"]
 
 
@@ -35,14 +37,12 @@ class CoreReranker:
             return self._model.score(query, texts, batch_size=self.batch_size)
 
     def info(self) -> dict[str, Any]:
-        from .systems import _property
-
         model = self._model
         return {"threads": model.threads, "batch_size": self.batch_size,
                 "precision": model.config.precision, "max_seq_length": model.max_seq_length,
                 "activation": model.activation,
-                "inference_precision": _property(model.compiled_model(),
-                                                 "INFERENCE_PRECISION_HINT")}
+                "inference_precision": property_text(model.compiled_model(),
+                                                     "INFERENCE_PRECISION_HINT")}
 
 
 def _backend_kwargs(backend: str, threads: int) -> dict[str, Any] | None:
@@ -88,8 +88,6 @@ class SentenceTransformerReranker:
         return scores[:, 1] if scores.ndim == 2 else scores
 
     def info(self) -> dict[str, Any]:
-        from .systems import _property
-
         found: dict[str, Any] = {"backend": self.backend, "batch_size": self.batch_size,
                                  "max_length": self._model.max_length,
                                  "num_labels": self._model.num_labels}
@@ -98,7 +96,7 @@ class SentenceTransformerReranker:
         inner = getattr(self._model[0], "auto_model", None) or getattr(self._model, "model", None)
         request = getattr(inner, "request", None)
         if self.backend == "openvino" and request is not None:
-            found["inference_precision"] = _property(request, "INFERENCE_PRECISION_HINT")
+            found["inference_precision"] = property_text(request, "INFERENCE_PRECISION_HINT")
             found["threads"] = int(request.get_property("INFERENCE_NUM_THREADS"))
         session = getattr(inner, "model", None)
         if self.backend == "onnx" and hasattr(session, "get_providers"):

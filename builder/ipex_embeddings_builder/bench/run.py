@@ -354,11 +354,11 @@ def _resolve_cross_source(ctx: _Context) -> None:
     the sentence-transformers systems and our fp32 folder; when absent, they are skipped."""
     from ..cross_build import is_cross_encoder_folder
     from ..errors import SourceModelError
-    from ..source import _local_copy
+    from ..source import local_copy
 
     name = ctx.source or ctx.config.source_model
     try:
-        path = _local_copy(name, None if ctx.source else _revision(ctx))[0]
+        path = local_copy(name, None if ctx.source else _revision(ctx))[0]
     except SourceModelError as err:
         reason = f"the source model {name!r} could not be found ({err})"
     else:

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .ov_properties import property_text
+
 __all__ = [
     "MODEL_LEVEL",
     "END_TO_END",
@@ -124,12 +126,6 @@ def library_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str
     return found
 
 
-def _property(compiled: Any, name: str) -> str:
-    """An OpenVINO compiled-model property as plain text ("f32", not "<Type: 'float32'>")."""
-    value = compiled.get_property(name)
-    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
-
-
 def token_inputs(batch: int, seq_len: int, vocab_size: int, cls_id: int, sep_id: int) -> dict:
     """Deterministic random token ids of exactly `seq_len` tokens: [CLS] ... [SEP], no padding."""
     rng = np.random.default_rng(1_000 * seq_len + batch)
@@ -198,7 +194,7 @@ class CoreModel:
         return {
             "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
             "precision": self._encoder.config.precision,
-            "inference_precision": _property(compiled, "INFERENCE_PRECISION_HINT"),
+            "inference_precision": property_text(compiled, "INFERENCE_PRECISION_HINT"),
             "streams": int(compiled.get_property("NUM_STREAMS")),
         }
 
@@ -248,9 +244,9 @@ class SentenceTransformerEmbedder:
         inner = getattr(self._model[0], "auto_model", None)
         compiled = getattr(inner, "request", None)
         if self.backend == "openvino" and compiled is not None:
-            found["inference_precision"] = _property(compiled, "INFERENCE_PRECISION_HINT")
+            found["inference_precision"] = property_text(compiled, "INFERENCE_PRECISION_HINT")
             found["threads"] = int(compiled.get_property("INFERENCE_NUM_THREADS"))
-            found["performance_hint"] = _property(compiled, "PERFORMANCE_HINT")
+            found["performance_hint"] = property_text(compiled, "PERFORMANCE_HINT")
         session = getattr(inner, "model", None)
         if self.backend == "onnx" and hasattr(session, "get_providers"):
             found["providers"] = session.get_providers()
@@ -280,7 +276,8 @@ class CoreEmbedder:
             "streams_for_many_batches": encoder.streams or encoder.threads,
             "batch_size": self.batch_size,
             "precision": encoder.config.precision,
-            "inference_precision": _property(encoder.compiled_model(1), "INFERENCE_PRECISION_HINT"),
+            "inference_precision": property_text(encoder.compiled_model(1),
+                                                 "INFERENCE_PRECISION_HINT"),
         }
 
 
