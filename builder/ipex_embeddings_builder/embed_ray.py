@@ -18,8 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from .corpus import Shard, read_shard
-from .embed import EmbedOptions, EmbedResult, ShardOutcome, _progress, write_shard
+from .corpus import (
+    EmbedOptions,
+    EmbedResult,
+    Shard,
+    ShardOutcome,
+    progress_bar,
+    read_shard,
+    write_shard,
+)
 
 __all__ = ["ShardWriter", "embed_on_ray", "warn_if_actors_idle"]
 
@@ -29,9 +36,12 @@ logger = logging.getLogger(__name__)
 class ShardWriter:
     """A callable class for `map_batches(batch_size=1)`: writes the shards of its batch."""
 
-    def __init__(self, model: str, output: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self, model: str, output: str, options: dict[str, Any], id_type: str = "string"
+    ) -> None:
         from ipex_embeddings import Encoder
 
+        self.id_type = id_type
         self.options = EmbedOptions(**{**options, "text_fields": tuple(options["text_fields"])})
         self.output = Path(output)
         self.encoder = Encoder.load(model, threads=self.options.threads)
@@ -50,7 +60,8 @@ class ShardWriter:
             shard = Shard(Path(str(file)), int(file_index), int(index), int(start))
             rows = read_shard(shard, self.options.text_fields, self.options.id_field,
                               self.options.shard_rows)
-            outcomes.append(write_shard(self.encoder, rows, self.output, self.options))
+            outcomes.append(write_shard(self.encoder, rows, self.output, self.options,
+                                        self.id_type))  # type: ignore[arg-type]
         return {
             "path": [str(o.path) for o in outcomes],
             "embedded": [o.embedded for o in outcomes],
@@ -68,9 +79,12 @@ def embed_on_ray(
     address: str | None = None,
     actors: int = 1,
     max_restarts: int = 3,
+    id_type: str = "string",
 ) -> EmbedResult:
     """Write the missing `shards` on a Ray cluster (`address`; None: the running one, else a
-    new local one) with `actors` actors of `options.threads` (default 1) threads each.
+    new local one) with `actors` actors of `options.threads` (default 1) threads each; `id_type`
+    is the `id` column's type (see `corpus.shard_table`). The caller (`embed.embed_corpus`) has
+    checked that the shards in `output` are of this run.
 
     Raises:
         ImportError: Ray Data is not installed (with the pip line).
@@ -95,11 +109,11 @@ def embed_on_ray(
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads,
-        fn_constructor_args=(str(model), str(output.resolve()), settings),
+        fn_constructor_args=(str(model), str(output.resolve()), settings, id_type),
         max_restarts=max_restarts,
         max_task_retries=max_restarts,
     )
-    with _progress(sum(shard.rows for shard in todo)) as progress:
+    with progress_bar(sum(shard.rows for shard in todo)) as progress:  # type: ignore[attr-defined]
         for row in dataset.iter_rows():
             result.add(ShardOutcome(Path(row["path"]), int(row["embedded"]),
                                     int(row["rejected"]), Path(row["rejects"]) if row["rejects"]
