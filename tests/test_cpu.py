@@ -53,25 +53,3 @@ def test_this_machine_warns_exactly_when_it_lacks_the_instructions() -> None:
         warned = warn_if_int8_is_slow(_config())
     assert warned == (not has_int8_dot_product(flags))
     assert [w.category for w in caught] == ([Int8SpeedWarning] if warned else [])
-
-
-def test_auto_inference_precision_follows_the_cpus_bf16_units() -> None:
-    from ipex_embeddings.cpu import resolve_inference_precision
-
-    assert resolve_inference_precision("auto", {"avx2", "avx512_bf16"}) == "bf16"
-    assert resolve_inference_precision("auto", {"avx2", "amx_bf16", "amx_tile"}) == "bf16"
-    assert resolve_inference_precision("auto", {"avx2", "avx512_vnni"}) == "f32"
-    assert resolve_inference_precision("auto", frozenset()) == "f32"
-    for fixed in ("f32", "bf16"):  # a folder that names one gets it on every CPU
-        assert resolve_inference_precision(fixed, {"avx2"}) == fixed
-        assert resolve_inference_precision(fixed, {"amx_bf16"}) == fixed
-
-
-def test_an_int8_folder_runs_its_other_layers_at_the_cpus_precision(demo_int8_dir) -> None:
-    from ipex_embeddings import Encoder
-    from ipex_embeddings.cpu import cpu_flags, resolve_inference_precision
-
-    encoder = Encoder.load(demo_int8_dir, compile_cache=False)
-    assert encoder.config.inference_precision == "auto"
-    expected = resolve_inference_precision("auto", cpu_flags() or frozenset())
-    assert encoder.info()["inference_precision"] == expected

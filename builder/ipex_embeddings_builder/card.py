@@ -259,12 +259,6 @@ def _usage_section(config: ModelConfig, inputs: CardInputs) -> str:
     return "\n".join(blocks) + "\n"
 
 
-def _precision_text(config: ModelConfig) -> str:
-    if config.inference_precision == "auto":
-        return "bf16 on CPUs with bf16 units (AVX512_BF16 or AMX), f32 elsewhere"
-    return config.inference_precision
-
-
 def _quantization_line(config: ModelConfig, calibration: str) -> str:
     """How the int8 model was made: its scheme (`schemes`), and the calibration it read."""
     quantization = config.quantization or {}
@@ -272,7 +266,7 @@ def _quantization_line(config: ModelConfig, calibration: str) -> str:
         return (
             "- Quantization: int8 weights only (NNCF weight compression, "
             f"`{quantization.get('weight_compression', 'int8_asym')}`, per output channel); "
-            f"activations run in {_precision_text(config)}, so no calibration texts were used."
+            f"activations run in {config.inference_precision}, so no calibration texts were used."
         )
     alpha = quantization.get("smooth_quant_alpha")
     return (
@@ -304,7 +298,7 @@ def _model_section(config: ModelConfig) -> str:
         f"{'L2-normalised' if config.normalize else 'not normalised'}; {prompt_text}.",
         f"- Longest input: {config.max_seq_length} tokens (longer texts are truncated with a "
         'warning, or refused with `truncation="error"`).',
-        f"- Weights: {config.precision}; other layers run in {_precision_text(config)}.",
+        f"- Weights: {config.precision}; other layers run in {config.inference_precision}.",
     ]
     if config.precision == "int8":
         lines.append(_quantization_line(config, calibration))

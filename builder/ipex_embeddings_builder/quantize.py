@@ -355,9 +355,7 @@ def save_model_folder(
         dimension=source.dimension,
         max_seq_length=source.max_seq_length,
         precision=options.precision,
-        # int8: the non-int8 layers in bf16 where the CPU has bf16 units (1.21x on AMX, see
-        # ipex_embeddings.cpu.resolve_inference_precision); validated on the CPU that builds.
-        inference_precision={"bf16": "bf16", "int8": "auto"}.get(options.precision, "f32"),
+        inference_precision="bf16" if options.precision == "bf16" else "f32",
         normalize=source.normalize,
         include_prompt=source.include_prompt,
         query_prompt=source.query_prompt,

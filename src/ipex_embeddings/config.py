@@ -29,7 +29,7 @@ KINDS = ("bi-encoder", "cross-encoder")
 ACTIVATIONS = ("sigmoid", "softmax", "none")
 CROSS_ENCODER_POOLING = "none"  # the classification head pools inside the IR
 PRECISIONS = ("int8", "bf16", "fp32")
-INFERENCE_PRECISIONS = ("f32", "bf16", "auto")
+INFERENCE_PRECISIONS = ("f32", "bf16")
 OUTPUT_SIZE_DEFAULTS = {"truncate_dim": None, "output_precision": FLOAT_PRECISION}
 
 
@@ -47,9 +47,7 @@ class ModelConfig:
     precision: str = "int8"
     """How the weights were stored: int8 (static NNCF quantization), bf16 or fp32."""
     inference_precision: str = "f32"
-    """OpenVINO's INFERENCE_PRECISION_HINT for the layers not in int8: "f32", "bf16", or "auto":
-    bf16 on CPUs with bf16 units (AVX512_BF16 or AMX), else f32 (see
-    `cpu.resolve_inference_precision`). int8 folders are built with "auto"."""
+    """OpenVINO's INFERENCE_PRECISION_HINT for the layers not in int8: f32 or bf16."""
     normalize: bool = True
     """L2-normalise the pooled vectors (so a dot product is the cosine)."""
     include_prompt: bool = True

@@ -18,31 +18,11 @@ from pathlib import Path
 
 from .config import ModelConfig
 
-__all__ = ["BF16_FLAGS", "INT8_DOT_PRODUCT_FLAGS", "Int8SpeedWarning", "cpu_flags",
-           "has_int8_dot_product", "resolve_inference_precision", "warn_if_int8_is_slow"]
+__all__ = ["INT8_DOT_PRODUCT_FLAGS", "Int8SpeedWarning", "cpu_flags", "has_int8_dot_product",
+           "warn_if_int8_is_slow"]
 
 INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 """/proc/cpuinfo flags of the instructions that make int8 matrix products pay."""
-
-
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-"""/proc/cpuinfo flags of native bf16 arithmetic (OpenVINO's CPU plugin then defaults to bf16)."""
-
-
-def resolve_inference_precision(precision: str, flags: Iterable[str] | None = None) -> str:
-    """The INFERENCE_PRECISION_HINT for a folder's `inference_precision`: "f32" and "bf16" as
-    they are; "auto" is "bf16" where the CPU (`flags`, default `cpu_flags()`) has native bf16
-    (AVX512_BF16 or AMX), else "f32".
-
-    Why: on an AMX Xeon, all-MiniLM-L6-v2 static int8 with its non-int8 layers (attention
-    matmuls, softmax, layer norms, GELU) in bf16 embedded SciFact documents 1.21x faster than
-    with them in f32 (140 vs 116 docs/s, 2 threads), at the same query latency, with vectors at
-    a mean cosine of 0.9997 to the f32 ones. Without bf16 units, bf16 is emulated and slower.
-    """
-    if precision != "auto":
-        return precision
-    flags = cpu_flags() if flags is None else flags
-    return "bf16" if flags is not None and not set(BF16_FLAGS).isdisjoint(flags) else "f32"
 
 
 class Int8SpeedWarning(UserWarning):

@@ -23,7 +23,6 @@ import openvino as ov
 
 from .batching import Batch
 from .config import ModelConfig
-from .cpu import resolve_inference_precision
 from .pooling import PROMPT_LENGTH_INPUT
 
 __all__ = [
@@ -97,8 +96,7 @@ def compile_settings(
     """The OpenVINO CPU properties every model of this package compiles with.
 
     Args:
-        config: the folder's JSON (its `inference_precision` is the hint for non-int8 layers;
-            "auto" resolves from the CPU flags, see `cpu.resolve_inference_precision`).
+        config: the folder's JSON (its `inference_precision` is the hint for non-int8 layers).
         threads: INFERENCE_NUM_THREADS; below `available_cores()`, threads are not pinned to
             cores (ENABLE_CPU_PINNING False), so that processes sharing the machine spread out.
         streams: NUM_STREAMS; 1 asks for the LATENCY hint, more for THROUGHPUT.
@@ -106,7 +104,7 @@ def compile_settings(
             False for none.
     """
     properties: dict[str, object] = {
-        "INFERENCE_PRECISION_HINT": resolve_inference_precision(config.inference_precision),
+        "INFERENCE_PRECISION_HINT": config.inference_precision,
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": streams,
         "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
