@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from .errors import InvalidTextError
+from .errors import FOLDER_FIX, InvalidTextError, ModelFolderError
 
 __all__ = [
     "Batch", "TextTokenizer", "bucket_widths", "check_text", "check_texts",
@@ -47,17 +47,21 @@ def first_invalid_text(texts: Sequence[str | tuple[str, str]]) -> int | None:
     return None
 
 
-def check_texts(texts: object, offset: int = 0) -> list[str]:
+def check_texts(texts: object, offset: int = 0, call: str = "encode") -> list[str]:
     """Return `texts` as a list of str, or raise a TypeError naming the first bad item
-    (`texts[offset + i]`: `offset` is where this chunk starts in a stream)."""
+    (`texts[offset + i]`: `offset` is where this chunk starts in a stream; `call`: the method the
+    user called, e.g. an adapter's "embed_documents", for the fix the error gives)."""
     if isinstance(texts, str):
         raise TypeError(
-            "texts must be a list of strings, not a single string; wrap it: encode([text])."
+            f"{call} takes a list of strings, not a single string; wrap it: {call}([text])."
         )
     try:
         items = list(texts)  # type: ignore[call-overload]
     except TypeError:
-        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}.") from None
+        raise TypeError(
+            f"{call} takes a list of strings, got {type(texts).__name__}; pass a list: "
+            f"{call}([text, ...])."
+        ) from None
     for i, text in enumerate(items):
         if not isinstance(text, str):
             raise TypeError(
@@ -119,7 +123,13 @@ class TextTokenizer:
         input_names: Sequence[str],
         truncation_strategy: str = "longest_first",
     ) -> None:
-        self._tokenizer = Tokenizer.from_file(str(path))
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises a bare Exception naming no file
+            raise ModelFolderError(
+                f"{path} cannot be read by `tokenizers` ({err}): it is damaged or not a "
+                f"tokenizer.json; {FOLDER_FIX}."
+            ) from err
         padding = self._tokenizer.padding  # read before no_padding() clears it
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_seq_length, strategy=truncation_strategy)
@@ -169,6 +179,9 @@ class TextTokenizer:
         other texts of the call, so the same text always gets the same vector. Within a bucket
         texts are sorted by length, longest first.
         """
+        if len(encodings) == 1:  # a query: the same answer, without the sorting
+            width = self.widths[int(np.searchsorted(self.widths, len(encodings[0].ids)))]
+            return [(np.zeros(1, dtype=np.int64), width)]
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         buckets = np.searchsorted(self.widths, lengths)
         order = np.argsort(-lengths, kind="stable")

@@ -211,7 +211,8 @@ class OpenVINOEngine:
             key = (1, batch.width)
             request = self._take(key)
             try:
-                request.infer(batch.inputs)
+                # share_inputs: the padded arrays are read in place, not copied into new tensors
+                request.infer(batch.inputs, share_inputs=True)
                 out[batch.positions] = request.get_output_tensor(0).data
             finally:
                 self._idle[key].put(request)
@@ -240,7 +241,7 @@ class OpenVINOEngine:
                 key = (streams, batch.width)
                 request = self._take(key)
                 running[slot] = (request, key, batch)
-                request.start_async(batch.inputs)
+                request.start_async(batch.inputs, share_inputs=True)  # `running` keeps them
             for slot in range(jobs):
                 self._finish(running[slot], out, progress)
                 running[slot] = None
