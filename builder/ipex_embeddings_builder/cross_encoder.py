@@ -35,10 +35,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# sentence-transformers' activation_fn names (CrossEncoder.save) -> the runtime's activations.
+# sentence-transformers' activation_fn paths (CrossEncoder.save writes the class's full path;
+# the short torch.nn aliases import the same class) -> the runtime's activations.
 ST_ACTIVATIONS = {
     "torch.nn.modules.activation.Sigmoid": "sigmoid",
+    "torch.nn.Sigmoid": "sigmoid",
     "torch.nn.modules.linear.Identity": "none",
+    "torch.nn.Identity": "none",
 }
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}  # ids start after padding
 DEFAULT_PAIRS_NAME = (
@@ -67,18 +70,30 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _source_activation(path: Path, config: dict[str, Any], num_labels: int) -> str:
+    """The activation sentence-transformers' CrossEncoder applies to this source, read from the
+    keys it reads, in its order (sentence-transformers 6.2, `CrossEncoder._parse_model_config`
+    and `get_default_activation_fn`): config_sentence_transformers.json's `activation_fn` (v5
+    and later), config.json's `sentence_transformers.activation_fn` (v4), config.json's
+    `sbert_ce_default_activation_function` (before v4); a path outside `torch.` is not imported
+    without trust_remote_code, so the default stands, as there. Default: sigmoid for one
+    logit. Two logits always give the softmax's positive class here (one score per pair)."""
     if num_labels == 2:
         return "softmax"
-    st = _read_json(path / "config_sentence_transformers.json")
-    name = st.get("activation_fn") or (config.get("sentence_transformers") or {}).get(
-        "activation_fn"
+    name = (
+        _read_json(path / "config_sentence_transformers.json").get("activation_fn")
+        or (config.get("sentence_transformers") or {}).get("activation_fn")
+        or config.get("sbert_ce_default_activation_function")
     )
     if name is None:
-        return "sigmoid"  # sentence-transformers' default for one logit
+        return "sigmoid"
+    if name not in ST_ACTIVATIONS and not str(name).startswith("torch."):
+        logger.warning("%s names activation_fn=%r, which sentence-transformers does not import "
+                       "without trust_remote_code: sigmoid is used, as there.", path, name)
+        return "sigmoid"
     if name not in ST_ACTIVATIONS:
         raise ValueError(
-            f"{path} applies activation_fn={name!r}, which the runtime does not implement; pass "
-            'activation="sigmoid" or "none" to choose one.'
+            f"{path} applies activation_fn={name!r}, which the runtime does not "
+            'implement; pass activation="sigmoid" or "none" to choose one.'
         )
     return ST_ACTIVATIONS[name]
 
