@@ -27,6 +27,7 @@ from ipex_embeddings.config import ModelConfig
 
 from .digest import sha256
 from .quantize import COMPANION_FILES, MODEL_FILE, trace_to_openvino, write_atomically
+from .source import DECODER_MODEL_TYPES, SUPPORTED_MODEL_TYPES, check_code
 
 __all__ = [
     "CrossEncoderSource", "default_calibration_pairs", "export_cross_encoder",
@@ -43,6 +44,8 @@ ST_ACTIVATIONS = {
     "torch.nn.modules.linear.Identity": "none",
     "torch.nn.Identity": "none",
 }
+CROSS_ENCODER_MODEL_TYPES = SUPPORTED_MODEL_TYPES - DECODER_MODEL_TYPES
+"""The encoder families a cross-encoder may be (the bi-encoder intake's, less decoders)."""
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}  # ids start after padding
 DEFAULT_PAIRS_NAME = (
     "SciFact train queries with judged passages and BM25 hard negatives (vendored)"
@@ -117,6 +120,19 @@ def _max_seq_length(path: Path, config: dict[str, Any], given: int | None) -> in
     return length
 
 
+def _check_safe_and_supported(path: Path, config: dict[str, Any]) -> None:
+    """The bi-encoder intake's checks that hold for a cross-encoder too (`source.py`): a
+    supported encoder family, and no custom code (transformers' built-in class would replace it
+    with randomly initialised layers; the cross-encoder export runs no custom code)."""
+    model_type = str(config.get("model_type", ""))
+    if model_type not in CROSS_ENCODER_MODEL_TYPES:
+        raise ValueError(
+            f"{path} is a {model_type or 'unknown'!r} model, not a supported cross-encoder "
+            f"family ({', '.join(sorted(CROSS_ENCODER_MODEL_TYPES))})."
+        )
+    check_code(path, config, trust_remote_code=False)
+
+
 def inspect_cross_encoder(
     source: str | Path, *, max_seq_length: int | None = None, activation: str | None = None
 ) -> CrossEncoderSource:
@@ -141,6 +157,7 @@ def inspect_cross_encoder(
         raise FileNotFoundError(
             f"{path} has no .safetensors weights; ipex-embeddings never unpickles model files."
         )
+    _check_safe_and_supported(path, config)
     architectures = config.get("architectures") or []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise ValueError(

@@ -19,6 +19,7 @@ from .errors import SourceModelError
 
 __all__ = [
     "DECODER_MODEL_TYPES", "DenseLayer", "SUPPORTED_MODEL_TYPES", "SourceModel", "SourceModelError",
+    "check_code",
     "inspect_source", "local_copy", "read_st_config", "recorded_id",
 ]
 
@@ -390,7 +391,8 @@ def _check_kind(path: Path, config: dict) -> None:
         )
 
 
-def _check_code(path: Path, config: dict, trust_remote_code: bool) -> None:
+def check_code(path: Path, config: dict, trust_remote_code: bool) -> None:
+    """Refuse a model whose config.json runs its own code (auto_map), unless trusted."""
     if config.get("auto_map") and not trust_remote_code:
         raise SourceModelError(
             f"{path}/config.json has auto_map: the model runs its own Python code "
@@ -422,7 +424,7 @@ def _check_files(path: Path, config: Any, trust_remote_code: bool) -> str:
             f"{path} is a {model_type or 'unknown'!r} model, not a supported text encoder "
             f"({', '.join(sorted(SUPPORTED_MODEL_TYPES))})."
         )
-    _check_code(path, config, trust_remote_code)
+    check_code(path, config, trust_remote_code)
     if not any(path.glob("*.safetensors")):
         raise SourceModelError(
             f"{path} has no .safetensors weights. ipex-embeddings never unpickles model files; "
