@@ -165,3 +165,18 @@ def test_short_texts_stay_close_to_fp32(demo_int8_dir: Path, demo_source_dir: Pa
         theirs = reference.encode(SHORT_TEXTS, normalize_embeddings=True)
         cosines = np.sum(ours * theirs, axis=1)
         assert cosines.min() >= SHORT_MIN_COSINE, dict(zip(SHORT_TEXTS, cosines.round(4)))
+
+
+def test_the_export_shows_no_tracing_or_training_noise(tiny_bert, capfd) -> None:
+    import warnings
+
+    from ipex_embeddings_builder.quantize import export_model
+    from ipex_embeddings_builder.source import inspect_source
+
+    source = inspect_source(str(tiny_bert(pooling="mean")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_model(source)
+    names = [type(w.message).__name__ for w in caught]
+    assert not [n for n in names if n in ("TracerWarning", "FutureWarning")], names
+    assert "loss_type" not in capfd.readouterr().err

@@ -26,7 +26,13 @@ from ipex_embeddings.batching import TextTokenizer
 from ipex_embeddings.config import ModelConfig
 
 from .digest import sha256
-from .quantize import COMPANION_FILES, MODEL_FILE, trace_to_openvino, write_atomically
+from .quantize import (
+    COMPANION_FILES,
+    MODEL_FILE,
+    quiet_transformers,
+    trace_to_openvino,
+    write_atomically,
+)
 from .source import DECODER_MODEL_TYPES, SUPPORTED_MODEL_TYPES, check_code
 
 __all__ = [
@@ -195,9 +201,10 @@ def export_cross_encoder(source: CrossEncoderSource) -> Any:
     """
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source.path, use_safetensors=True, attn_implementation="eager"
-    ).eval()
+    with quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source.path, use_safetensors=True, attn_implementation="eager"
+        ).eval()
     return trace_to_openvino(model, source.input_names, "logits")
 
 

@@ -80,6 +80,8 @@ class _TextModel(AbsEncoder):
     """
 
     dimension: int
+    progress_label: str = ""
+    """What its progress bars say it is ("fp32 reference (PyTorch)"); default: its mteb name."""
     _memo: dict[tuple[str, str], np.ndarray] | None = None
 
     def encode(
@@ -100,18 +102,24 @@ class _TextModel(AbsEncoder):
         memo = self._memo
         missing = [t for t in dict.fromkeys(texts) if (kind, t) not in memo]
         if missing:
-            self._embed_with_progress(missing, kind, int(kwargs.get("batch_size", 32)))
+            self._embed_with_progress(
+                missing, kind, int(kwargs.get("batch_size", 32)), task_metadata.name
+            )
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         return np.stack([memo[(kind, t)] for t in texts])
 
-    def _embed_with_progress(self, texts: list[str], kind: str, batch_size: int) -> None:
-        """Embed into the memo in chunks of similar length, with a bar (texts/s) on stderr."""
+    def _embed_with_progress(
+        self, texts: list[str], kind: str, batch_size: int, task: str = ""
+    ) -> None:
+        """Embed into the memo in chunks of similar length, with a bar (texts/s) on stderr
+        naming the model and what it embeds ("fp32 reference (PyTorch): SciFact documents")."""
         from tqdm.auto import tqdm
 
         ordered = sorted(texts, key=len, reverse=True)  # chunks keep the core's length sorting
         memo = self._memo if self._memo is not None else {}
-        label = f"{self.mteb_model_meta.name.split('/')[-1]}: {kind.replace('y', 'ie')}s"
+        who = self.progress_label or self.mteb_model_meta.name.split("/")[-1]
+        label = f"{who}: {task} {kind.replace('y', 'ie')}s".replace(":  ", ": ")
         with tqdm(total=len(ordered), desc=label, unit="text", mininterval=2.0,
                   disable=len(ordered) < PROGRESS_CHUNK) as bar:
             for start in range(0, len(ordered), PROGRESS_CHUNK):
@@ -132,6 +140,7 @@ class EncoderModel(_TextModel):
         self.config = encoder.config
         self.dimension = encoder.dimension
         label = name or f"ipex-embeddings/{encoder.folder.name}"
+        self.progress_label = f"{encoder.config.precision} {label.split('/')[-1]}"
         self.mteb_model_meta = _config_meta(
             label,
             f"{self.config.precision}:{self.config.calibration_digest[:12]}",
@@ -179,6 +188,7 @@ class SourceReferenceModel(_TextModel):
             "document": next((n for n in DOCUMENT_PROMPT_NAMES if n in prompts), None),
         }
         self.dimension = int(self.model.get_embedding_dimension())
+        self.progress_label = "fp32 reference (PyTorch)"
         self.mteb_model_meta = _meta(
             source.name, revision, self.dimension, int(self.model.max_seq_length),
             any(self.model.prompts.values()), ["PyTorch", "Sentence Transformers"],

@@ -6,6 +6,7 @@ import inspect
 import logging
 import shutil
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = [
     "export_model",
     "quantize_model",
     "quantize_to_folder",
+    "quiet_transformers",
     "save_model_folder",
     "trace_to_openvino",
     "write_atomically",
@@ -83,12 +85,29 @@ def _load_transformer(source: SourceModel) -> Any:
         kwargs["attn_implementation"] = "eager"
     if source.model_type in DECODER_MODEL_TYPES:
         config.use_cache = False
-    model, info = AutoModel.from_pretrained(
-        source.path, config=config, use_safetensors=True, output_loading_info=True,
-        trust_remote_code=source.trust_remote_code, **kwargs,
-    )
+    with quiet_transformers():
+        model, info = AutoModel.from_pretrained(
+            source.path, config=config, use_safetensors=True, output_loading_info=True,
+            trust_remote_code=source.trust_remote_code, **kwargs,
+        )
     _check_loading(source, info)
     return model.eval()
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' load-time notices (`loss_type`, the weights bar) held back: they concern
+    training, not an export. Errors still raise; `_check_loading` reports missing weights."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
 
 
 def _dense_stack(source: SourceModel) -> Any:
@@ -178,7 +197,11 @@ def trace_to_openvino(
         "attention_mask": torch.tensor([[1] * 8, [1] * 5 + [0] * 3]),
         "token_type_ids": torch.zeros((2, 8), dtype=torch.long),
     }
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings(), quiet_transformers():
+        # The trace's TracerWarnings and transformers' deprecation notices say nothing a user
+        # can act on: the exported graph is checked against PyTorch by the build's gate.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         ov_model = ov.convert_model(
             _model_output(model, output_name, extra or {}, head),
             example_input={n: example[n] for n in names},
