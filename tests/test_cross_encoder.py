@@ -541,3 +541,15 @@ def test_cross_encoder_shares_the_core_engine_and_pickles(bert_fp32: CrossEncode
     np.testing.assert_array_equal(twin.score(QUERY, TEXTS), scores)
     with pytest.raises(ValueError, match="streams=0 is not supported"):
         CrossEncoder.load(bert_fp32.folder, streams=0)
+
+
+def test_the_source_commit_is_recorded_as_for_a_bi_encoder(
+    sources: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    from ipex_embeddings_builder.cross_build import cross_encoder_source
+
+    hf, _ = sources["bert"]
+    found = cross_encoder_source(str(hf))
+    assert found is not None and (found.path, found.revision) == (hf, "")
+    folder = build(hf, tmp_path / "ce", source_revision="0123abcd")
+    assert ModelConfig.load(folder).source_revision == "0123abcd"

@@ -277,5 +277,5 @@ def run_build(options: BuildOptions) -> str | None:
 
     cross_encoder = cross_encoder_source(options.model, options.revision)
     if cross_encoder is not None:
-        return CrossEncoderBuild(options, *cross_encoder).run()
+        return CrossEncoderBuild(options, cross_encoder).run()
     return Build(options).run()

@@ -51,16 +51,28 @@ def is_cross_encoder_folder(path: Path) -> bool:
     return any(str(a).endswith("ForSequenceClassification") for a in architectures)
 
 
-def cross_encoder_source(model: str, revision: str | None = None) -> tuple[Path, str] | None:
-    """(local folder, recorded name) when `model` (a folder or Hub id) is a cross-encoder, else
-    None (a bi-encoder, or something `source.inspect_source` will refuse by name)."""
+@dataclass(frozen=True)
+class CrossSource:
+    """A cross-encoder source found locally: its folder, the name the model JSON records, and
+    the Hub commit it came from ("" for a local folder), as the bi-encoder's `SourceModel`."""
+
+    path: Path
+    model_id: str
+    revision: str
+
+
+def cross_encoder_source(model: str, revision: str | None = None) -> CrossSource | None:
+    """The `CrossSource` when `model` (a folder or Hub id) is a cross-encoder, else None (a
+    bi-encoder, or something `source.inspect_source` will refuse by name)."""
     from .source import local_copy, recorded_id
 
     try:
-        path, _ = local_copy(model, revision)
+        path, commit = local_copy(model, revision)
     except SourceModelError:
         return None  # inspect_source raises the same error, in the bi-encoder's words
-    return (path, recorded_id(model)) if is_cross_encoder_folder(path) else None
+    if not is_cross_encoder_folder(path):
+        return None
+    return CrossSource(path, recorded_id(model), commit or "")
 
 
 def refuse_bi_encoder_options(options: dict[str, Any]) -> None:
@@ -81,7 +93,7 @@ def _as_error(err: Exception) -> SourceModelError:
 
 def quantize_cross_encoder_source(
     path: Path, name: str, output: Path, *, precision: str = "int8", samples: int = 300,
-    max_seq_length: int | None = None, overwrite: bool = False,
+    max_seq_length: int | None = None, overwrite: bool = False, revision: str = "",
 ) -> ModelConfig:
     """`cross_encoder.quantize_cross_encoder` with the default calibration pairs (`samples`
     of them), its plain exceptions turned into `BuilderError`s for the command line."""
@@ -98,22 +110,16 @@ def quantize_cross_encoder_source(
     try:
         return quantize_cross_encoder(path, output, precision, pairs,
                                       max_seq_length=max_seq_length, source_model=name,
-                                      overwrite=overwrite, calibration_name=DEFAULT_PAIRS_NAME)
+                                      source_revision=revision, overwrite=overwrite,
+                                      calibration_name=DEFAULT_PAIRS_NAME)
     except (ValueError, FileNotFoundError) as err:
         raise _as_error(err) from err
-
-
-@dataclass
-class _Source:
-    path: Path
-    model_id: str
-    revision: str
 
 
 class CrossEncoderBuild(StagedBuild):
     """`ipex-embed build` for a cross-encoder source: quantize, validate, card, publish."""
 
-    def __init__(self, options: BuildOptions, path: Path, name: str) -> None:
+    def __init__(self, options: BuildOptions, source: CrossSource) -> None:
         refuse_bi_encoder_options({
             "--calibration": options.calibration, "--pooling": options.pooling,
             "--query-prompt": options.query_prompt, "--document-prompt": options.document_prompt,
@@ -121,7 +127,7 @@ class CrossEncoderBuild(StagedBuild):
             "--scheme": None if options.scheme == "auto" else options.scheme,
         })
         super().__init__(options)
-        self.source = _Source(path, name, options.revision or "")
+        self.source = source
         if options.tune:
             progress.info("Cross-encoder: plain int8 (accuracy-aware tuning is for bi-encoders); "
                           "the validation gate still applies.")
@@ -158,6 +164,7 @@ class CrossEncoderBuild(StagedBuild):
         quantize_cross_encoder_source(
             self.source.path, self.source.model_id, self.output, samples=self.options.samples,
             max_seq_length=self.options.max_seq_length, overwrite=overwrite,
+            revision=self.source.revision,
         )
 
     def _validate(self) -> None:

@@ -276,6 +276,7 @@ def quantize_cross_encoder(
     activation: str | None = None,
     preset: str = "mixed",
     source_model: str | None = None,
+    source_revision: str = "",
     overwrite: bool = False,
     calibration_name: str | None = None,
 ) -> ModelConfig:
@@ -293,6 +294,8 @@ def quantize_cross_encoder(
         activation: "sigmoid", "softmax" or "none"; None: the source's (see module docstring).
         preset: NNCF's quantization preset ("mixed" or "performance").
         source_model: the source's name in the model JSON; None: the folder's name.
+        source_revision: the Hub commit the source came from, recorded for validation and the
+            card ("" for a local folder).
         overwrite: replace a non-empty `output`.
         calibration_name: the given pairs' name in the model JSON (None: "given pairs").
 
@@ -323,7 +326,8 @@ def quantize_cross_encoder(
             ov_model = _quantize(ov_model, found, pairs, preset)
         name = DEFAULT_PAIRS_NAME if calibration_pairs is None else calibration_name
         record = _record(pairs, name, preset, time.perf_counter() - started)
-        config = _save_folder(ov_model, staging, found, precision, record, pairs, source_model)
+        config = _save_folder(ov_model, staging, found, precision, record, pairs,
+                              (source_model, source_revision))
     return config
 
 
@@ -350,9 +354,13 @@ def _save_folder(
     precision: str,
     record: dict[str, Any],
     pairs: Sequence[tuple[str, str]] | None,
-    source_model: str | None,
+    recorded: tuple[str | None, str],
 ) -> ModelConfig:
+    """Write the IR, tokenizer, companion files and JSON; `recorded`: (source_model,
+    source_revision) as the JSON names the source."""
     import openvino as ov
+
+    source_model, source_revision = recorded
 
     (folder / "openvino").mkdir()
     ov.save_model(ov_model, folder / MODEL_FILE, compress_to_fp16=False)
@@ -368,6 +376,7 @@ def _save_folder(
         normalize=False,
         model_file=MODEL_FILE,
         source_model=source_model or source.path.resolve().name,
+        source_revision=source_revision,
         quantization=record,
         calibration_digest=_pairs_digest(pairs) if pairs else "",
         kind="cross-encoder",

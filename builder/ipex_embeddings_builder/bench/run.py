@@ -406,7 +406,8 @@ def _build_cross_fp32(ctx: _Context, source: Path) -> Path:
         return folder
     progress.info(f"Building the fp32 cross-encoder folder from {source} into {folder}")
     quantize_cross_encoder_source(source, ctx.config.source_model, folder, precision="fp32",
-                                  max_seq_length=ctx.config.max_seq_length, overwrite=True)
+                                  max_seq_length=ctx.config.max_seq_length, overwrite=True,
+                                  revision=ctx.config.source_revision)
     marker.write_text(json.dumps(identity))
     return folder
 

@@ -158,11 +158,12 @@ def _quantize_cross_encoder(
         f"--{k.replace('_', '-')}": v for k, v in overrides.items()
         if k not in ("revision", "max_seq_length")}})
     started = time.perf_counter()
-    click.echo(f"Quantizing cross-encoder {found[1]} to {precision}"
+    click.echo(f"Quantizing cross-encoder {found.model_id} to {precision}"
                + (f" with {samples} SciFact train (query, passage) pairs" * (precision == "int8")))
     config = quantize_cross_encoder_source(
-        found[0], found[1], output, precision=precision, samples=samples,
+        found.path, found.model_id, output, precision=precision, samples=samples,
         max_seq_length=overrides.get("max_seq_length"), overwrite=overwrite,  # type: ignore
+        revision=found.revision,
     )
     click.echo(f"Wrote {output} (cross-encoder, {config.precision}, {config.dimension} logit(s), "
                f"{config.activation}) in {time.perf_counter() - started:.1f} s")
