@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .ov_properties import property_text
+from .ov_properties import property_text, runtime_info
 
 __all__ = ["CoreReranker", "SentenceTransformerReranker", "load_reranker"]
 
@@ -38,11 +38,8 @@ class CoreReranker:
 
     def info(self) -> dict[str, Any]:
         model = self._model
-        return {"threads": model.threads, "batch_size": self.batch_size,
-                "precision": model.config.precision, "max_seq_length": model.max_seq_length,
-                "activation": model.activation,
-                "inference_precision": property_text(model.compiled_model(),
-                                                     "INFERENCE_PRECISION_HINT")}
+        return {**runtime_info(model), "batch_size": self.batch_size,
+                "max_seq_length": model.max_seq_length, "activation": model.activation}
 
 
 def _backend_kwargs(backend: str, threads: int) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .ov_properties import property_text
+from .ov_properties import property_text, runtime_info
 
 __all__ = [
     "MODEL_LEVEL",
@@ -270,15 +270,7 @@ class CoreEmbedder:
         return self._encoder.encode_queries([text])[0]
 
     def info(self) -> dict[str, Any]:
-        encoder = self._encoder
-        return {
-            "threads": encoder.threads,
-            "streams_for_many_batches": encoder.streams or encoder.threads,
-            "batch_size": self.batch_size,
-            "precision": encoder.config.precision,
-            "inference_precision": property_text(encoder.compiled_model(1),
-                                                 "INFERENCE_PRECISION_HINT"),
-        }
+        return {**runtime_info(self._encoder), "batch_size": self.batch_size}
 
 
 class LangChainEmbedder:
@@ -296,7 +288,7 @@ class LangChainEmbedder:
         return np.asarray(self._embeddings.embed_query(text), dtype=np.float32)
 
     def info(self) -> dict[str, Any]:
-        return {"threads": self._embeddings.encoder.threads,
+        return {**runtime_info(self._embeddings.encoder),
                 "batch_size": self._embeddings.batch_size}
 
 
