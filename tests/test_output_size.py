@@ -194,7 +194,7 @@ def test_validate_scores_the_smaller_size_next_to_full_size(folder: Path, tmp_pa
     row = report.rows[0]
     assert report.output_size == "8-d binary" and row.smaller is not None
     assert row.smaller_loss == pytest.approx(100 * (row.quantized - row.smaller) / row.quantized)
-    assert "8-d binary" in report.to_markdown() and "Loss vs full size" in report.to_markdown()
+    assert "8-d binary" in report.to_markdown() and "Change vs full size" in report.to_markdown()
     assert "--truncate-dim 8 --output-precision binary" in report.command
     assert json.loads(report.to_json())["rows"][0]["smaller"] == row.smaller
 

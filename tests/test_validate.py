@@ -306,3 +306,11 @@ def test_the_reference_picks_the_sources_own_prompt_names(tiny_bert) -> None:
     assert reference.prompt_names == {"query": "query", "document": "passage"}
     plain = SourceReferenceModel(tiny_bert("plain", pooling="mean"))
     assert plain.prompt_names == {"query": None, "document": None}
+
+
+def test_a_higher_int8_score_reads_as_a_gain() -> None:
+    from ipex_embeddings_builder.validation_report import change_text, relative_loss
+
+    assert change_text(relative_loss(0.6451, 0.6479)) == "+0.43 % (gain)"
+    assert change_text(relative_loss(0.9170, 0.8895)) == "-3.00 % (loss)"
+    assert change_text(relative_loss(0.5, 0.5)) == "0.00 %"

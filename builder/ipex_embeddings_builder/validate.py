@@ -34,6 +34,7 @@ from .validation_report import (
     REPORT_MD,
     ValidationReport,
     ValidationRow,
+    change_text,
     relative_loss,
 )
 
@@ -304,7 +305,8 @@ def compare_with_reference(
         score, _, seconds = _evaluate(model, task)
         metric, reference_score, reference_seconds = fp32[name]
         loss = relative_loss(reference_score, score)
-        logger.info(f"  {config.precision} {name}: {score:.4f} in {seconds:.0f} s ({loss:+.2f} %)")
+        logger.info(f"  {config.precision} {name}: {score:.4f} in {seconds:.0f} s "
+                    f"({change_text(loss)})")
         timings = {} if reference_seconds is None else {"fp32": round(reference_seconds, 1)}
         rows.append(ValidationRow(
             task=name, metric=metric, fp32=reference_score, quantized=score, relative_loss=loss,
@@ -350,7 +352,7 @@ def _score_smaller(smaller: Any, task: Any, row: ValidationRow) -> None:
     row.smaller_loss = relative_loss(row.quantized, score)
     row.seconds[smaller.label] = round(seconds, 1)
     logger.info(f"  {smaller.label} {task.metadata.name}: {score:.4f} "
-                f"({row.smaller_loss:+.2f} % vs full size)")
+                f"({change_text(row.smaller_loss)} vs full size)")
 
 
 def check_fidelity(

@@ -21,6 +21,7 @@ __all__ = [
     "REPORT_MD",
     "ValidationReport",
     "ValidationRow",
+    "change_text",
     "relative_loss",
 ]
 
@@ -30,6 +31,14 @@ REPORT_JSON = "validation.json"
 REPORT_MD = "validation.md"
 JSON_KEYS = {"quantized": "int8"}
 """`ValidationRow` fields written under another name in validation.json (kept for readers)."""
+
+
+def change_text(loss: float) -> str:
+    """A relative loss (percent, positive when the score fell) as a reader reads a change:
+    "-0.43 % (loss)", "+2.97 % (gain)", "0.00 %"."""
+    if round(loss, 2) == 0:
+        return "0.00 %"
+    return f"{-loss:+.2f} % ({'loss' if loss > 0 else 'gain'})"
 
 
 def relative_loss(fp32: float, score: float) -> float:
@@ -94,19 +103,19 @@ class ValidationReport:
     def to_markdown(self) -> str:
         """A markdown table with the gate, the data and the command that made it."""
         scope = f"a subset of {self.subset} queries" if self.subset else "all queries"
-        smaller = (f" {self.precision}, {self.output_size} | Loss vs full size |"
+        smaller = (f" {self.precision}, {self.output_size} | Change vs full size |"
                    if self.output_size else "")
         lines = [
-            f"| Task | Metric | fp32 (PyTorch) | {self.precision} (OpenVINO) | Relative loss |"
+            f"| Task | Metric | fp32 (PyTorch) | {self.precision} (OpenVINO) | Change vs fp32 |"
             + smaller,
             "|---|---|---:|---:|---:|" + "---:|---:|" * bool(smaller),
         ]
         for row in self.rows:
-            extra = (f" {row.smaller:.4f} | {row.smaller_loss:+.2f} % |"
+            extra = (f" {row.smaller:.4f} | {change_text(row.smaller_loss)} |"
                      if smaller and row.smaller is not None else "")
             lines.append(
                 f"| {row.task} | {row.metric} | {row.fp32:.4f} | {row.quantized:.4f} | "
-                f"{row.relative_loss:+.2f} % |{extra}"
+                f"{change_text(row.relative_loss)} |{extra}"
             )
         verdict = "PASSED" if not self.failures else f"FAILED ({len(self.failures)} task(s) over)"
         lines += [
