@@ -16,6 +16,7 @@ from ipex_embeddings import ModelConfig, __version__
 
 from .calibration import DEFAULT_CALIBRATION
 from .commandline import command_line
+from .validation_report import change_text
 
 __all__ = [
     "CardInputs", "local_paths_out", "read_optional_json", "read_source_metadata", "render_card",
@@ -309,13 +310,14 @@ def _model_section(config: ModelConfig) -> str:
         tuning = quantization.get("tuning")
         if tuning and tuning.get("steps"):
             final = tuning["steps"][-1]
-            losses = ", ".join(f"{task} {loss:+.2f} %" for task, loss in final["losses"].items())
+            losses = ", ".join(f"{task} {change_text(loss)}"
+                               for task, loss in final["losses"].items())
             queries = f"the first {tuning['subset']}" if tuning.get("subset") else "all"
             lines.append(
                 f"- Accuracy-aware tuning on {queries} SciFact {tuning.get('split', 'train')} "
                 f"queries (not the ones reported below), limit {tuning['max_loss']:g} % per task: "
                 f"{len(tuning['steps'])} candidate(s) tried; the one kept "
-                f"({final.get('scheme', 'static')}) lost {losses}."
+                f"({final.get('scheme', 'static')}) changed the scores by {losses}."
             )
     lines.append(
         "- Files: `openvino/openvino_model.xml` + `.bin` (the OpenVINO IR), `tokenizer.json`, "
