@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "build": "ipex_embeddings_builder.cli.build:build_command",
     "publish": "ipex_embeddings_builder.cli.publish:publish_command",
     "embed": "ipex_embeddings_builder.cli.embed:embed_command",
+    "serve": "ipex_embeddings_builder.cli.serve:serve_command",
 }
 
 
