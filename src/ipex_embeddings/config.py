@@ -9,18 +9,26 @@ made. Format 1 folders have no `kind`: they are bi-encoders.
 
 from __future__ import annotations
 
+import difflib
 import json
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from .errors import ModelFolderError
-from .output import FLOAT_PRECISION, SCALAR_PRECISIONS, check_output_precision, check_truncate_dim
+from .errors import FOLDER_FIX, ModelFolderError
+from .output import (
+    FLOAT_PRECISION,
+    OUTPUT_PRECISIONS,
+    SCALAR_PRECISIONS,
+    check_output_precision,
+    check_truncate_dim,
+)
 from .pooling import POOLING_MODES
 
 __all__ = [
     "ACTIVATIONS", "CONFIG_NAME", "FORMAT_VERSION", "KINDS", "POOLING_MODES", "PRECISIONS",
-    "ModelConfig",
+    "ModelConfig", "closest", "did_you_mean",
 ]
 
 CONFIG_NAME = "ipex_embeddings.json"
@@ -31,6 +39,31 @@ CROSS_ENCODER_POOLING = "none"  # the classification head pools inside the IR
 PRECISIONS = ("int8", "bf16", "fp32")
 INFERENCE_PRECISIONS = ("f32", "bf16")
 OUTPUT_SIZE_DEFAULTS = {"truncate_dim": None, "output_precision": FLOAT_PRECISION}
+REQUIRED_KEYS = ("pooling", "dimension", "max_seq_length")
+
+
+def closest(value: object, choices: Any) -> str | None:
+    """The choice closest to `value` (difflib; case and "_"/"-" aside), or None."""
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    folded = {n.lower().replace("_", "-"): n for n in names}  # "CLS", "bi_encoder"
+    close = difflib.get_close_matches(str(value).lower().replace("_", "-"), list(folded), n=1,
+                                      cutoff=0.6)
+    return folded[close[0]] if close else None
+
+
+def did_you_mean(value: object, choices: Any) -> str:
+    """' (did you mean 'x'?)' for the choice closest to `value`, else ''."""
+    match = closest(value, choices)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def _one_of(name: str, value: object, choices: tuple[str, ...]) -> ModelFolderError:
+    return ModelFolderError(
+        f"{name}={value!r} is not supported; use one of {choices}{did_you_mean(value, choices)}."
+    )
 
 
 @dataclass
@@ -85,18 +118,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self._check_kind()
         if self.pooling not in POOLING_MODES and self.kind == "bi-encoder":
-            raise ModelFolderError(
-                f"pooling={self.pooling!r} is not supported; use one of {POOLING_MODES}."
-            )
+            raise _one_of("pooling", self.pooling, POOLING_MODES)
         if self.precision not in PRECISIONS:
-            raise ModelFolderError(
-                f"precision={self.precision!r} is not supported; use one of {PRECISIONS}."
-            )
+            raise _one_of("precision", self.precision, PRECISIONS)
         if self.inference_precision not in INFERENCE_PRECISIONS:
-            raise ModelFolderError(
-                f"inference_precision={self.inference_precision!r} is not supported; "
-                f"use one of {INFERENCE_PRECISIONS}."
-            )
+            raise _one_of("inference_precision", self.inference_precision, INFERENCE_PRECISIONS)
         if self.max_seq_length < 2 or self.dimension < 1:
             raise ModelFolderError(
                 f"max_seq_length={self.max_seq_length} and dimension={self.dimension} "
@@ -107,6 +133,8 @@ class ModelConfig:
     def _check_output_size(self) -> None:
         try:
             check_truncate_dim(self.truncate_dim, self.dimension)
+            if self.output_precision not in OUTPUT_PRECISIONS:  # named as the folder names it
+                raise _one_of("output_precision", self.output_precision, OUTPUT_PRECISIONS)
             if self.output_precision in SCALAR_PRECISIONS:
                 raise ValueError(
                     f"output_precision={self.output_precision!r} needs calibration ranges, so it "
@@ -124,20 +152,15 @@ class ModelConfig:
             )
 
     def _check_kind(self) -> None:
-        if self.kind not in KINDS:
-            raise ModelFolderError(
-                f"kind={self.kind!r} is not supported; use one of {KINDS}. A newer "
-                "ipex-embeddings may know it: `pip install -U ipex-embeddings`."
-            )
+        if self.kind not in KINDS:  # a newer kind comes with a newer format_version (load)
+            raise _one_of("kind", self.kind, KINDS)
         if self.kind == "bi-encoder" and self.activation:
             raise ModelFolderError(
                 f"activation={self.activation!r} is for cross-encoders; a bi-encoder has none."
             )
         if self.kind == "cross-encoder":
             if self.activation not in ACTIVATIONS:
-                raise ModelFolderError(
-                    f"activation={self.activation!r} is not supported; use one of {ACTIVATIONS}."
-                )
+                raise _one_of("activation", self.activation, ACTIVATIONS)
             if self.pooling != CROSS_ENCODER_POOLING or self.dimension not in (1, 2):
                 raise ModelFolderError(
                     f"a cross-encoder folder needs pooling={CROSS_ENCODER_POOLING!r} and "
@@ -166,39 +189,123 @@ class ModelConfig:
 
     @classmethod
     def load(cls, folder: str | Path) -> ModelConfig:
-        """Read the JSON from `folder`, with an error naming what is wrong.
+        """Read the JSON from `folder`, with an error naming the file, the key and the fix.
 
         Raises:
-            ModelFolderError: no JSON, not JSON, a `format_version` newer than `FORMAT_VERSION`
-                (the fix: upgrade ipex-embeddings), unknown keys, or required keys missing.
+            ModelFolderError: no JSON, not a JSON object, a `format_version` newer than
+                `FORMAT_VERSION` (the fix: upgrade ipex-embeddings), an unknown key (the closest
+                known one is suggested), a value of the wrong type (checked against the
+                dataclass annotations) or not supported, or required keys missing.
         """
         path = Path(folder) / CONFIG_NAME
-        if not path.is_file():
-            raise ModelFolderError(
-                f"{folder} has no {CONFIG_NAME}, so it is not an ipex-embeddings model folder. "
-                "Make one from a Hugging Face model with `ipex-embed quantize MODEL --output DIR`."
-            )
+        raw = _read_object(path, folder)
+        _check_version(raw, path)
+        _check_keys(raw, path)
+        _check_types(raw, path)
         try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ModelFolderError(
-                f"{path} is not valid JSON ({err}); rebuild the folder."
-            ) from err
-        version = raw.get("format_version", FORMAT_VERSION)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ModelFolderError(
-                f"{path} has format_version {version!r}; this ipex-embeddings reads version "
-                f"{FORMAT_VERSION} and older. The folder was written by a newer ipex-embeddings: "
-                "upgrade with `pip install -U ipex-embeddings`."
-            )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ModelFolderError(
-                f"{path} has unknown keys {unknown}; it was written by a newer ipex-embeddings. "
-                "Upgrade with `pip install -U ipex-embeddings`."
-            )
-        missing = [k for k in ("pooling", "dimension", "max_seq_length") if k not in raw]
-        if missing:
-            raise ModelFolderError(f"{path} lacks {missing}; rebuild the folder.")
-        return cls(**raw)
+            return cls(**raw)
+        except ModelFolderError as err:
+            message = str(err).removeprefix(f"{CONFIG_NAME}: ")
+            fix = "" if "ipex-embed" in message else f" Fix the value, or {FOLDER_FIX}."
+            raise ModelFolderError(f"{path}: {message}{fix}") from err
+
+
+def _read_object(path: Path, folder: str | Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelFolderError(
+            f"{folder} has no {CONFIG_NAME}, so it is not an ipex-embeddings model folder. "
+            "Make one from a Hugging Face model with `ipex-embed quantize MODEL --output DIR`."
+        )
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFolderError(
+            f"{path} is not valid JSON ({err}): it was cut short or damaged; {FOLDER_FIX}."
+        ) from err
+    if not isinstance(raw, dict):
+        raise ModelFolderError(
+            f"{path} holds a JSON {type(raw).__name__}, not an object of settings; {FOLDER_FIX}."
+        )
+    return raw
+
+
+def _check_version(raw: dict[str, Any], path: Path) -> None:
+    version = raw.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFolderError(
+            f'{path}: "format_version" is {json.dumps(version)}, but it must be a whole number '
+            f'from 1 to {FORMAT_VERSION}, e.g. "format_version": {FORMAT_VERSION}; {FOLDER_FIX}.'
+        )
+    if version > FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{path} has format_version {version!r}; this ipex-embeddings reads version "
+            f"{FORMAT_VERSION} and older. The folder was written by a newer ipex-embeddings: "
+            "upgrade with `pip install -U ipex-embeddings`."
+        )
+
+
+def _check_keys(raw: dict[str, Any], path: Path) -> None:
+    """Unknown keys (the version is not newer: a typo, with the closest known key), then the
+    required keys."""
+    known = [f.name for f in fields(ModelConfig)]
+    for key in sorted(set(raw) - set(known)):
+        match = closest(key, known)
+        fix = f"rename it to {match!r}" if match else "remove it"
+        raise ModelFolderError(
+            f"{path} has an unknown key {key!r}{did_you_mean(key, known)}; {fix}, or "
+            f"{FOLDER_FIX}. The keys are documented in docs/model-folder.md."
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise ModelFolderError(f"{path} lacks {missing}; {FOLDER_FIX} (rebuild the folder).")
+
+
+JSON_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false",
+                   dict: "an object ({...})", type(None): "null", float: "a number",
+                   list: "a list"}
+
+
+def _allowed_types(hint: Any) -> tuple[type, ...]:
+    """The types a JSON value may have for the dataclass annotation `hint`."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(t for arg in get_args(hint) for t in _allowed_types(arg))
+    if hint is Any:
+        return (object,)
+    return (get_origin(hint) or hint,)
+
+
+def _check_types(raw: dict[str, Any], path: Path) -> None:
+    """Every value's type against `ModelConfig`'s annotations (true is not a number here)."""
+    hints = get_type_hints(ModelConfig)
+    for key, value in raw.items():
+        allowed = _allowed_types(hints[key])
+        if bool in allowed if isinstance(value, bool) else isinstance(value, allowed):
+            continue
+        wanted = " or ".join(JSON_TYPE_NAMES.get(t, t.__name__) for t in allowed)
+        got = JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+        shown = json.dumps(value) + ("" if value is None else f" ({got})")
+        raise ModelFolderError(
+            f'{path}: "{key}" is {shown}, but it must be {wanted}: write '
+            f'"{key}": {_example(value, allowed, key)}. Fix the value, or {FOLDER_FIX}.'
+        )
+
+
+TRUE_WORDS = ("true", "yes", "y", "on", "1")
+FALSE_WORDS = ("false", "no", "n", "off", "0")
+
+
+def _example(value: object, allowed: tuple[type, ...], key: str) -> str:
+    """The value as JSON of an allowed type, when it plainly says one ("384", "yes")."""
+    text = str(value).strip().lower()
+    if bool in allowed:
+        return "true" if text in TRUE_WORDS else "false" if text in FALSE_WORDS else "true or false"
+    if int in allowed:
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, str) and text.lstrip("-").isdigit():
+            return str(int(text))
+        default = {f.name: f.default for f in fields(ModelConfig)}.get(key)
+        return str(default) if isinstance(default, int) else "a whole number, e.g. 384"
+    if dict in allowed:
+        return "{}"
+    return json.dumps("" if value is None else str(value))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["InvalidTextError", "ModelFolderError", "TruncationError", "UnsafeModelError"]
+__all__ = [
+    "FOLDER_FIX", "InvalidTextError", "ModelFolderError", "TruncationError", "UnsafeModelError",
+]
+
+FOLDER_FIX = "copy the folder again, or rebuild it with `ipex-embed quantize`"
+"""The fix for a damaged model folder, in every error that finds one (see
+docs/troubleshooting.md)."""
 
 
 class ModelFolderError(ValueError):
@@ -25,7 +31,6 @@ class TruncationError(ValueError):
             f"(indices: {shown}). Split them into shorter chunks, or pass "
             'truncation="warn" to embed only their first tokens.'
         )
-
 
 
 class InvalidTextError(ValueError):

@@ -1,14 +1,26 @@
-"""Find a model folder on disk or on the Hugging Face Hub, and check it before loading."""
+"""Find a model folder on disk or on the Hugging Face Hub, and check it before loading.
+
+The check is cheap (no weights are read) and catches what a copy or a download damages: a cut
+or empty `.bin`, an IR that is cut short, not XML or an HTML page saved in its place, a Git LFS
+pointer instead of the file, and a cut `tokenizer.json`; each error names the file and the fix,
+instead of the C++ error OpenVINO or tokenizers would give later.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
 
 from .config import CONFIG_NAME, ModelConfig
-from .errors import ModelFolderError, UnsafeModelError
+from .errors import FOLDER_FIX, ModelFolderError, UnsafeModelError
 
-__all__ = ["resolve_model_folder", "check_model_folder"]
+__all__ = [
+    "check_ir", "check_model_folder", "check_tokenizer_file", "missing_local_folder",
+    "resolve_model_folder",
+]
 
 # Weight files that can only be read by unpickling (or by running TorchScript): never loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -25,6 +37,43 @@ def _looks_like_repo_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
+def missing_local_folder(name: str) -> ModelFolderError | None:
+    """The error for `name` when it can only be a local path (it is not shaped like a Hub repo
+    id, or its first part is a folder here, as `models/` in `models/minilm-int8`); else None."""
+    first = name.split("/")[0]
+    if _looks_like_repo_id(name):
+        if not Path(first).expanduser().is_dir():
+            return None
+        why = (f"{name!r} is read as a local path, not a Hugging Face repo id, because "
+               f"{first!r} is a folder in the working directory; but")
+    else:
+        why = f"{name!r} is neither an existing folder nor a Hugging Face repo id (user/name):"
+    absolute = Path(os.path.abspath(Path(name).expanduser()))
+    return ModelFolderError(
+        f"{why} the folder {absolute} does not exist (working directory: {Path.cwd()}). "
+        f"{_close_folders(absolute)}Check the path, or make a model folder with "
+        "`ipex-embed quantize MODEL --output DIR`."
+    )
+
+
+def _close_folders(absolute: Path) -> str:
+    """'Close matches in PARENT: a, b. ' for folders named like `absolute` beside it."""
+    parent = absolute.parent
+    if not parent.is_dir():
+        return f"Its parent folder {parent} does not exist either. "
+    try:
+        names = sorted(p.name for p in parent.iterdir() if p.is_dir())[:10_000]
+    except OSError:
+        return ""
+    wanted = absolute.name.lower()
+    folded = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(wanted, list(folded), n=5, cutoff=0.5)
+    close += [n for n in folded if wanted and wanted in n and n not in close][: 5 - len(close)]
+    if not close:
+        return f"{parent} holds no folder with a similar name. "
+    return f"Close matches in {parent}: {', '.join(folded[n] for n in close)}. "
+
+
 def resolve_model_folder(
     path_or_repo_id: str | os.PathLike[str],
     *,
@@ -37,11 +86,9 @@ def resolve_model_folder(
     local = Path(name).expanduser()
     if local.exists():
         return local
-    if not _looks_like_repo_id(name):
-        raise ModelFolderError(
-            f"{name!r} is neither an existing folder nor a Hugging Face repo id (user/name). "
-            "Check the path, or make a model folder with `ipex-embed quantize MODEL --output DIR`."
-        )
+    missing = missing_local_folder(name)
+    if missing is not None:  # said at once: never retried on the Hub and blamed on the network
+        raise missing
     from huggingface_hub import list_repo_files, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -99,14 +146,18 @@ LOADER_OF_KIND = {"bi-encoder": "Encoder", "cross-encoder": "CrossEncoder"}
 
 
 def check_model_folder(folder: Path, kind: str | None = None) -> ModelConfig:
-    """Read the folder's config and make sure the IR and tokenizer it names are there.
+    """Read the folder's config and make sure the IR and tokenizer it names are there and whole.
+
+    Cheap: the IR's XML is read (not the weights), the `.bin`'s size compared with the largest
+    weight offset the XML names, and `tokenizer.json` parsed as JSON.
 
     Args:
         kind: "bi-encoder" or "cross-encoder" to refuse a folder of the other kind; None: any.
 
     Raises:
-        ModelFolderError: no config, an incomplete folder, or a folder of the wrong kind (the
-            message names the class that loads it).
+        ModelFolderError: no config or a damaged one, an incomplete folder, a damaged IR or
+            tokenizer (the message names the file and the fix), or a folder of the wrong kind
+            (the message names the class that loads it).
     """
     if not folder.is_dir():
         raise ModelFolderError(f"{folder} is a file, not a model folder.")
@@ -121,7 +172,7 @@ def check_model_folder(folder: Path, kind: str | None = None) -> ModelConfig:
             f"ipex_embeddings.{loader}.load (or pass it to IPEXRerank / IPEXRerankCompressor, "
             "which take either kind)."
         )
-    xml = folder / config.model_file
+    xml = folder / _inside(folder, config.model_file)
     needed = [xml, xml.with_suffix(".bin"), folder / "tokenizer.json"]
     missing = [str(p.relative_to(folder)) for p in needed if not p.is_file()]
     if missing:
@@ -129,4 +180,131 @@ def check_model_folder(folder: Path, kind: str | None = None) -> ModelConfig:
             f"{folder} is missing {missing}. The folder is incomplete: copy it again, or "
             "rebuild it with `ipex-embed quantize`."
         )
+    check_ir(xml)
+    check_tokenizer_file(folder / "tokenizer.json")
     return config
+
+
+def _inside(folder: Path, model_file: str) -> str:
+    """`model_file`, once it is known to be a relative path inside the folder."""
+    parts = PurePosixPath(model_file.replace("\\", "/"))
+    if parts.is_absolute() or ".." in parts.parts or Path(model_file).is_absolute():
+        raise ModelFolderError(
+            f"{folder / CONFIG_NAME}: model_file={model_file!r} points outside the folder; it "
+            f"must be a path inside it, e.g. 'openvino/openvino_model.xml'; {FOLDER_FIX}."
+        )
+    return model_file
+
+
+LFS_POINTER = b"version https://git-lfs"
+HTML_STARTS = (b"<!doctype html", b"<html")
+
+
+def _head(path: Path, size: int = 512) -> bytes:
+    with path.open("rb") as file:
+        return file.read(size)
+
+
+def _not_the_file(path: Path) -> ModelFolderError | None:
+    """The error when `path` holds a Git LFS pointer or an HTML page instead of the file."""
+    head = _head(path)
+    if head.startswith(LFS_POINTER):
+        return ModelFolderError(
+            f"{path} is a Git LFS pointer ({len(head)} bytes of text), not the file: the folder "
+            "was cloned without Git LFS. Run `git lfs pull` in the clone, download it with "
+            f"`hf download REPO --local-dir DIR`, or {FOLDER_FIX}."
+        )
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith(HTML_STARTS):
+        return ModelFolderError(
+            f"{path} is an HTML page, not the model file: a web page (a Hub file page, a login or "
+            "an error page) was saved in its place. Download the file itself (`hf download REPO "
+            f"--local-dir DIR`, or a .../resolve/... link), or {FOLDER_FIX}."
+        )
+    return None
+
+
+def check_ir(xml: Path) -> None:
+    """Check that `xml` is an OpenVINO IR and its `.bin` holds every weight the IR names.
+
+    Raises:
+        ModelFolderError: the XML is not XML (cut short, an HTML page, a Git LFS pointer), its
+            root is not `<net>`, or the `.bin` is empty or shorter than the IR's largest weight
+            offset + size (a cut copy).
+    """
+    bin_path = xml.with_suffix(".bin")
+    for path in (xml, bin_path):
+        wrong = _not_the_file(path)
+        if wrong is not None:
+            raise wrong
+    needed = _weight_bytes(xml)
+    size = bin_path.stat().st_size
+    if size == 0:
+        raise ModelFolderError(
+            f"{bin_path} is empty (0 bytes): the copy or download stopped before its weights; "
+            f"{FOLDER_FIX}."
+        )
+    if size < needed:
+        raise ModelFolderError(
+            f"{bin_path} is cut short: it has {size} bytes, but {xml.name} reads weights up to "
+            f"byte {needed}; the copy or download did not finish. {FOLDER_FIX[0].upper()}"
+            f"{FOLDER_FIX[1:]}."
+        )
+
+
+def _weight_bytes(xml: Path) -> int:
+    """The size the `.bin` must have: the largest offset + size of the IR's Const layers."""
+    spans = []
+    try:
+        with xml.open("rb") as file:
+            events = ElementTree.iterparse(file, events=("start", "end"))
+            _, root = next(events)
+            if root.tag != "net":
+                raise ModelFolderError(
+                    f"{xml} is XML but not an OpenVINO IR: its root element is <{root.tag}>, "
+                    f"not <net>; {FOLDER_FIX}."
+                )
+            for event, element in events:
+                if event == "end" and element.tag == "layer":
+                    data = element.find("data") if element.get("type") == "Const" else None
+                    if data is not None and data.get("size") is not None:
+                        spans.append((data.get("offset", "0"), data.get("size"),
+                                      element.get("name")))
+                    element.clear()
+    except ElementTree.ParseError as err:
+        raise ModelFolderError(
+            f"{xml} is not valid XML ({err}): it was cut short or is not an OpenVINO IR; "
+            f"{FOLDER_FIX}."
+        ) from None
+    return max((_span_end(xml, *span) for span in spans), default=0)
+
+
+def _span_end(xml: Path, offset: str, size: str, layer: str | None) -> int:
+    try:
+        return int(offset) + int(size)
+    except ValueError:
+        raise ModelFolderError(
+            f"{xml}: the Const layer {layer!r} has offset={offset!r} size={size!r}, which are not "
+            f"byte counts; the IR is damaged: {FOLDER_FIX}."
+        ) from None
+
+
+def check_tokenizer_file(path: Path) -> None:
+    """Check that `path` is a whole `tokenizers` tokenizer.json (valid JSON with a "model").
+
+    Raises:
+        ModelFolderError: naming the file and the fix.
+    """
+    wrong = _not_the_file(path)
+    if wrong is not None:
+        raise wrong
+    try:
+        raw = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFolderError(
+            f"{path} is not valid JSON ({err}): it was cut short or damaged; {FOLDER_FIX}."
+        ) from None
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise ModelFolderError(
+            f"{path} is JSON but not a tokenizer (no \"model\" in it): the folder needs the "
+            f"`tokenizers` file of the source model; {FOLDER_FIX}."
+        )

@@ -25,7 +25,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
     ) from err
 
 from .adapter_fields import load_encoder, load_options_model, load_reranker
-from .batching import check_text
+from .batching import check_text, check_texts
 from .cross_encoder import CrossEncoder
 from .encoder import Encoder
 from .load_options import LOAD_OPTIONS
@@ -41,7 +41,10 @@ class IPEXEmbeddings(LoadOptions, Embeddings):  # type: ignore[misc, valid-type]
 
     Takes every option of `Encoder.load` as a field (threads, streams, compile_cache,
     query_prompt, document_prompt, and for a Hub repo revision, cache_dir, token), besides the
-    encoding options below.
+    encoding options below. The names of `HuggingFaceEmbeddings` that map cleanly are accepted
+    (`model=`, `model_kwargs={"device": "cpu"}`, `encode_kwargs={"batch_size": 64,
+    "normalize_embeddings": True}`, `show_progress_bar=`); the others are refused naming the
+    field to use (docs/troubleshooting.md lists them).
 
     Example:
         ```python
@@ -88,8 +91,13 @@ class IPEXEmbeddings(LoadOptions, Embeddings):  # type: ignore[misc, valid-type]
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents (with the model's document prompt), in batches of `batch_size`."""
-        return self._encode(texts, "document").tolist()
+        """Embed documents (with the model's document prompt), in batches of `batch_size`.
+
+        Raises:
+            TypeError: `texts` is one string (wrap it: `embed_documents([text])`), or `texts[i]`
+                is not a str.
+        """
+        return self._encode(check_texts(texts, call="embed_documents"), "document").tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (with the model's query prompt)."""
@@ -195,10 +203,12 @@ class IPEXRerankCompressor(LoadOptions, BaseDocumentCompressor):  # type: ignore
         """The `top_n` best documents for `query`, best first, as new Documents.
 
         Raises:
-            TypeError: `query` is not a str, or a first-stage score is not a number.
+            TypeError: `query` is not a str, `documents[i]` is not a Document, or a first-stage
+                score is not a number.
             InvalidTextError: the query or `documents[i].page_content` holds a lone surrogate.
         """
         check_text(query, "compress_documents(query=...)")
+        _check_documents(documents)
         if not documents:
             return []
         embeddings = self.embeddings
@@ -248,3 +258,18 @@ class IPEXRerankCompressor(LoadOptions, BaseDocumentCompressor):  # type: ignore
     ) -> Sequence[Document]:
         """`compress_documents` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
+
+
+def _check_documents(documents: object) -> None:
+    """Refuse texts given where Documents are expected, naming the adapter's own fix."""
+    if isinstance(documents, str | Document):
+        raise TypeError(
+            f"compress_documents takes a list of Documents, got one {type(documents).__name__}; "
+            "wrap it: compress_documents([Document(page_content=text)], query)."
+        )
+    for i, doc in enumerate(documents):  # type: ignore[attr-defined]
+        if not isinstance(doc, Document):
+            raise TypeError(
+                f"documents[{i}] is {type(doc).__name__}, not a Document; wrap a text: "
+                "Document(page_content=text)."
+            )

@@ -8,7 +8,7 @@ Needs `pip install "ipex-embeddings[llama-index]"`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -34,6 +34,7 @@ from .ranking import Fusion, rerank
 __all__ = ["IPEXEmbedding", "IPEXRerank"]
 
 LIST_HINT = " (get_text_embedding_batch embeds a list)"
+BATCH_CALL = "get_text_embedding_batch"
 # LlamaIndex's own names for the prompts (as in its HuggingFaceEmbedding).
 RENAME = {"query_prompt": "query_instruction", "document_prompt": "text_instruction"}
 
@@ -47,7 +48,10 @@ class IPEXEmbedding(BaseEmbedding, LoadOptions):  # type: ignore[misc, valid-typ
 
     Takes every option of `Encoder.load` as a field (threads, streams, compile_cache,
     query_instruction and text_instruction for the prompts, and for a Hub repo revision,
-    cache_dir, token), besides the encoding options below.
+    cache_dir, token), besides the encoding options below. The names of LlamaIndex's
+    `HuggingFaceEmbedding` that map cleanly are accepted (`model=`, `device="cpu"`,
+    `cache_folder=`, `normalize_embeddings=`); the others are refused naming the field to use
+    (docs/troubleshooting.md lists them).
 
     Example:
         ```python
@@ -72,18 +76,29 @@ class IPEXEmbedding(BaseEmbedding, LoadOptions):  # type: ignore[misc, valid-typ
 
     model_config = ConfigDict(extra="forbid")  # a misspelt option fails loudly
 
+    no_progress_hint: ClassVar[str] = (
+        f"LlamaIndex takes it per call: {BATCH_CALL}(texts, show_progress=True)"
+    )
+
     _encoder: Encoder = PrivateAttr()
 
-    def __init__(self, model_name: str, **kwargs: Any) -> None:
+    def __init__(self, model_name: str | None = None, **kwargs: Any) -> None:
         """Load the model now, so a bad path or an incomplete folder fails here, not on use.
 
         Args:
             model_name: a model folder made by `ipex-embed quantize`, or a Hub repo id made by
-                `ipex-embed build`.
+                `ipex-embed build` (`model=` is taken too, as HuggingFaceEmbedding's users
+                write it).
             **kwargs: the fields above and BaseEmbedding's (callback_manager, num_workers, ...).
         """
-        super().__init__(model_name=model_name, **kwargs)
-        self._encoder = load_encoder(model_name, self, RENAME)
+        if model_name is not None:
+            kwargs["model_name"] = model_name
+        elif "model" not in kwargs:  # else BaseEmbedding's default name would be loaded
+            raise ValueError(
+                'IPEXEmbedding needs the model: IPEXEmbedding(model_name="path/or/user-name").'
+            )
+        super().__init__(**kwargs)
+        self._encoder = load_encoder(self.model_name, self, RENAME)
 
     @classmethod
     def class_name(cls) -> str:
@@ -121,9 +136,12 @@ class IPEXEmbedding(BaseEmbedding, LoadOptions):  # type: ignore[misc, valid-typ
         """Embed `texts` in core calls of `embed_batch_size`, as BaseEmbedding does.
 
         Raises:
-            TypeError: `texts[i]` is not a str (i counts from the start of `texts`).
+            TypeError: `texts` is one string (wrap it in a list), or `texts[i]` is not a str
+                (i counts from the start of `texts`).
             InvalidTextError: `texts[i]` holds a lone surrogate; nothing is returned.
         """
+        if isinstance(texts, str):  # else each character would be embedded as a text
+            check_texts(texts, call=BATCH_CALL)
         try:
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
         except (TypeError, InvalidTextError):
@@ -134,6 +152,8 @@ class IPEXEmbedding(BaseEmbedding, LoadOptions):  # type: ignore[misc, valid-typ
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
         """`get_text_embedding_batch` off the event loop (worker threads), same errors."""
+        if isinstance(texts, str):
+            check_texts(texts, call=f"a{BATCH_CALL}")
         try:
             return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
         except (TypeError, InvalidTextError):
@@ -152,7 +172,7 @@ class IPEXEmbedding(BaseEmbedding, LoadOptions):  # type: ignore[misc, valid-typ
 
 def _name_the_bad_text(texts: list[str]) -> None:
     """Re-raise a batch's error with the index in the whole list (batches count from 0)."""
-    check_texts(texts)
+    check_texts(texts, call=BATCH_CALL)
     bad = first_invalid_text(texts)
     if bad is not None:
         raise InvalidTextError(f"texts[{bad}]", texts[bad]) from None
@@ -177,10 +197,12 @@ class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, vali
     they are kept out of the embedded and the LLM's text. Takes every option of `Encoder.load`
     as a field, as `IPEXEmbedding` does (the prompts apply to bi-encoders only).
 
+    The model is `model_name=` as in every adapter (`model=`, this class's field, is taken too).
+
     Example:
         ```python
-        rerank = IPEXRerank(model="./all-MiniLM-L6-v2-int8", top_n=5, fusion="rrf")
-        rerank = IPEXRerank(model="./ms-marco-MiniLM-L-6-v2-int8", top_n=5)  # cross-encoder
+        rerank = IPEXRerank(model_name="./all-MiniLM-L6-v2-int8", top_n=5, fusion="rrf")
+        rerank = IPEXRerank(model_name="./ms-marco-MiniLM-L-6-v2-int8", top_n=5)  # cross-encoder
         nodes = rerank.postprocess_nodes(retriever.retrieve(query), query_str=query)
         ```
     """
@@ -209,10 +231,26 @@ class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, vali
 
     _encoder: Encoder | CrossEncoder = PrivateAttr()
 
-    def __init__(self, model: str, **kwargs: Any) -> None:
-        """Load the model now, so a bad path or an incomplete folder fails here, not on use."""
-        super().__init__(model=model, **kwargs)
-        self._encoder = load_reranker(model, self, RENAME)
+    def __init__(self, model: str | None = None, **kwargs: Any) -> None:
+        """Load the model now, so a bad path or an incomplete folder fails here, not on use.
+
+        Args:
+            model: the model folder or Hub repo id; `model_name=` is the same, as in the other
+                adapters (give one of them).
+        """
+        if model is not None:
+            kwargs["model"] = model
+        elif "model_name" not in kwargs:
+            raise ValueError(
+                'IPEXRerank needs the model: IPEXRerank(model_name="path/or/user-name").'
+            )
+        super().__init__(**kwargs)
+        self._encoder = load_reranker(self.model, self, RENAME)
+
+    @property
+    def model_name(self) -> str:
+        """The model folder or Hub repo id (the `model` field, by the other adapters' name)."""
+        return self.model
 
     @classmethod
     def class_name(cls) -> str:
@@ -233,6 +271,7 @@ class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, vali
                 "IPEXRerank needs the query: call postprocess_nodes(nodes, query_str=...) or "
                 "pass query_bundle=QueryBundle(query)."
             )
+        _check_nodes(nodes)  # before the start event, which would refuse them by type alone
         dispatcher.event(
             ReRankStartEvent(
                 query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model
@@ -268,6 +307,22 @@ class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, vali
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
+
+
+def _check_nodes(nodes: object) -> None:
+    """Refuse texts or bare nodes given where NodeWithScore objects are expected."""
+    if isinstance(nodes, str | NodeWithScore):
+        raise TypeError(
+            f"postprocess_nodes takes a list of NodeWithScore, got one {type(nodes).__name__}; "
+            "wrap it: postprocess_nodes([NodeWithScore(node=TextNode(text=text))], "
+            "query_str=query)."
+        )
+    for i, node in enumerate(nodes):  # type: ignore[attr-defined]
+        if not isinstance(node, NodeWithScore):
+            raise TypeError(
+                f"nodes[{i}] is {type(node).__name__}, not a NodeWithScore; wrap it: "
+                "NodeWithScore(node=TextNode(text=text)) (or node=... for a node)."
+            )
 
 
 def _scored_copy(

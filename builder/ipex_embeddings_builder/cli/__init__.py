@@ -41,6 +41,14 @@ class LazyGroup(click.Group):
             return getattr(importlib.import_module(module), attribute)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a library error it did not translate still leaves as one line and
+        exit 1, never a traceback (`options.library_errors`)."""
+        from .options import library_errors
+
+        with library_errors():
+            return super().invoke(ctx)
+
 
 class _NotReport(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ipex_embeddings.errors import InvalidTextError, ModelFolderError, TruncationError
 from ipex_embeddings.pooling import POOLING_MODES
 
 from ..calibration import DEFAULT_SAMPLES
@@ -16,6 +17,7 @@ from ..demo import DEMO_MODEL
 from ..errors import BuilderError, OptionError
 
 __all__ = [
+    "RUNTIME_ERRORS",
     "calibration_options",
     "library_errors",
     "model_argument",
@@ -37,15 +39,24 @@ def _apply(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
     return wrap
 
 
+RUNTIME_ERRORS: tuple[type[ValueError], ...] = (
+    ModelFolderError, TruncationError, InvalidTextError,
+)
+"""The runtime's documented errors (`ipex_embeddings.errors`, all ValueErrors; UnsafeModelError
+is a ModelFolderError): a damaged or foreign model folder, over-long or invalid texts."""
+
+
 @contextmanager
 def library_errors(*also: type[Exception]) -> Iterator[None]:
     """Turn the library's errors into click's: an `OptionError` exits 2 with the usage, as a
-    click usage error; any other `BuilderError` (and the types in `also`) exits 1 with its
-    message."""
+    click usage error; any other `BuilderError`, the runtime's `RUNTIME_ERRORS` (and the types
+    in `also`) exit 1 with their message on one line, never a traceback."""
     try:
         yield
     except OptionError as err:
         raise click.UsageError(str(err)) from err
+    except RUNTIME_ERRORS as err:
+        raise click.ClickException(" ".join(str(err).split())) from err
     except (BuilderError, *also) as err:
         raise click.ClickException(str(err)) from err
 

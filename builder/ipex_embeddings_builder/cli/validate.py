@@ -82,6 +82,10 @@ def validate_command(
     """Score MODEL_DIR and its fp32 PyTorch source with mteb, side by side; exit 1 when a task
     loses more than --max-loss percent, or a fixed text's cosine to fp32 is under --min-cosine.
     Writes validation.json and validation.md into MODEL_DIR."""
+    from ipex_embeddings.folder import check_model_folder
+
+    with library_errors():  # a damaged or foreign folder fails now, before any task data loads
+        check_model_folder(model_dir)
     if all(name in LOCAL_TASK_NAMES for name in tasks):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to fetch: fail fast if asked
     from ..validate import REPORT_JSON, REPORT_MD, gate_error, run_validation
