@@ -90,3 +90,15 @@ def test_embed_with_a_damaged_folder_prints_one_line(tmp_path: Path) -> None:
     )
     line = _one_clean_line(result)
     assert "tokenizer.json is not valid JSON" in line and "ipex-embed quantize" in line
+
+
+def test_a_source_path_typo_fails_at_once_without_the_hub(tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    (tmp_path / "models" / "all-MiniLM-L6-v2").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["quantize", "models/all-MiniLM-L6-v2x", "-o", "out"])
+    assert time.perf_counter() - started < 5
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "does not exist" in result.output and "all-MiniLM-L6-v2" in result.output

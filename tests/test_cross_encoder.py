@@ -284,8 +284,10 @@ def test_empty_inputs_and_edge_texts(bert_fp32: CrossEncoder) -> None:
 def test_non_strings_and_invalid_text_are_named(bert_fp32: CrossEncoder) -> None:
     with pytest.raises(TypeError, match=r"texts\[2\] is int"):
         bert_fp32.score(QUERY, ["a", "b", 3])
-    with pytest.raises(TypeError, match="single string"):
+    with pytest.raises(TypeError, match=r"single string; wrap it: score\(\[text\]\)"):
         bert_fp32.score(QUERY, "a text")
+    with pytest.raises(TypeError, match=r"wrap it: rank\(\[text\]\)"):
+        bert_fp32.rank(QUERY, "a text")
     with pytest.raises(TypeError, match="score"):
         bert_fp32.score(None, ["a"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"pairs\[1\]\[0\] is NoneType"):

@@ -209,3 +209,15 @@ def test_integer_ids_keep_their_type(tmp_path, demo_int8_dir, caplog):
         assert embed(demo_int8_dir, "-i", str(csv_path), "-o", str(tmp_path / "c"),
                      "--id-field", "_id").exit_code == 0
     assert ids(tmp_path / "c") == ["007", "8"] and "CSV has no types" in caplog.text
+
+
+def test_a_damaged_folder_is_refused_before_ray_starts(tmp_path: Path) -> None:
+    from ipex_embeddings import ModelFolderError
+    from ipex_embeddings_builder.embed import EmbedOptions, embed_corpus
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "1", "text": "a"}\n')
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ModelFolderError, match="ipex_embeddings.json"):
+        embed_corpus(tmp_path / "model", [corpus], tmp_path / "out", EmbedOptions(),
+                     engine="ray")

@@ -393,7 +393,7 @@ def test_encode_stream_equals_encode_and_names_stream_positions(int8: Encoder) -
         list(stream)
     with pytest.raises(TruncationError, match=r"indices: 12\b"):
         list(int8.encode_stream(["ok"] * 12 + ["word " * 300], chunk_size=5, truncation="error"))
-    with pytest.raises(TypeError, match="wrap it"):
+    with pytest.raises(TypeError, match=r"wrap it: encode_stream\(\[text\]\)"):
         list(int8.encode_stream("a single string"))
     assert list(int8.encode_stream([])) == []
 
@@ -432,3 +432,20 @@ def test_a_copy_or_pickle_reloads_the_folder_and_gives_the_same_vectors(int8: En
         for twin in (pickle.loads(pickle.dumps(int8)), copy.deepcopy(int8)):
             assert twin is not int8 and twin.config == int8.config
             np.testing.assert_array_equal(twin.encode(texts, kind="query"), expected)
+
+
+def test_an_ir_openvino_cannot_read_names_the_file(demo_int8_dir: Path, tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from ipex_embeddings import ModelFolderError
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(demo_int8_dir, folder)
+    xml = folder / "openvino" / "openvino_model.xml"
+    # well-formed XML, a <net> root and every weight in the .bin: only OpenVINO can see it
+    xml.write_text(re.sub(r'<edge from-layer="\d+"', '<edge from-layer="999999"',
+                          xml.read_text(), count=1))
+    with pytest.raises(ModelFolderError, match=r"OpenVINO cannot read .*openvino_model\.xml.*"
+                                               r"copy the folder again"):
+        Encoder.load(folder, compile_cache=False)

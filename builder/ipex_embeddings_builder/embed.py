@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from ipex_embeddings import Encoder
+from ipex_embeddings.folder import check_model_folder, resolve_model_folder
 
 from .corpus import (
     FORMATS,
@@ -152,10 +153,12 @@ def embed_corpus(
     """
     if options.shard_rows < 1:
         raise ValueError(f"shard_rows must be at least 1, got {options.shard_rows}.")
+    if engine == "ray":  # the actors load it: refuse a damaged folder here, before any input
+        model = model.folder if isinstance(model, Encoder) else resolve_model_folder(model)
+        check_model_folder(Path(model), "bi-encoder")
     files = find_inputs(inputs)
     plan = plan_shards(files, options)
     if engine == "ray":
-        model = model.folder if isinstance(model, Encoder) else model
         claim_output(output, model, files, plan, options, overwrite=overwrite)
         result = embed_on_ray(model, plan.shards, output, options, id_type=plan.id_type,
                               **(ray_options or {}))  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ipex_embeddings.folder import missing_local_folder
 from ipex_embeddings.pooling import POOLING_MODES
 
 from .demo import DEMO_MODEL, DEMO_MODEL_ID, DEMO_REVISION, demo_model_path
@@ -90,10 +91,11 @@ def local_copy(model: str, revision: str | None) -> tuple[Path, str]:
     path = Path(model).expanduser()
     if path.is_dir():
         return path, revision or ""
-    if path.exists() or model.count("/") != 1:
-        raise SourceModelError(
-            f"{model!r} is neither a folder nor a Hugging Face model id (user/name)."
-        )
+    if path.exists():
+        raise SourceModelError(f"{model!r} is a file, not a model folder or a Hub id.")
+    missing = missing_local_folder(model)  # e.g. models/typo, when models/ is a folder here
+    if missing is not None:
+        raise SourceModelError(str(missing))
     from huggingface_hub import snapshot_download
 
     try:

@@ -140,7 +140,7 @@ class ModelConfig:
                     f"output_precision={self.output_precision!r} needs calibration ranges, so it "
                     "cannot be a folder default; pass precision and ranges to Encoder.encode."
                 )
-            check_output_precision(self.output_precision, None, self.dimension)
+            check_output_precision(self.output_precision, None, self.dimension, "output_precision")
         except ValueError as err:
             raise ModelFolderError(f"{CONFIG_NAME}: {err}") from err
         if self.kind == "cross-encoder" and (

@@ -188,7 +188,7 @@ class CrossEncoder(InferenceModel):
             query is not a valid str or is too long to leave room for any text.
         """
         check_text(query, "score(query=...)")
-        items = check_texts(texts)
+        items = check_texts(texts, call="score")
         return self._scores(
             [(query, text) for text in items], batch_size, truncation, activation, "texts[{i}]"
         )
@@ -209,7 +209,7 @@ class CrossEncoder(InferenceModel):
         """
         if top_n is not None and top_n < 1:
             raise ValueError(f"top_n must be at least 1 (or None for all), got {top_n}.")
-        items = check_texts(texts)
+        items = check_texts(texts, call="rank")
         scores = self.score(
             query, items, batch_size=batch_size, truncation=truncation, activation=activation
         )

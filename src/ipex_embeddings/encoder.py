@@ -46,7 +46,7 @@ def _check_load_output(dimension: int, truncate_dim: int | None, precision: str 
             'output_precision="float32", "binary" or "ubinary".'
         )
     if precision is not None:
-        check_output_precision(precision, None, truncate_dim or dimension)
+        check_output_precision(precision, None, truncate_dim or dimension, "output_precision")
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -235,11 +235,11 @@ class Encoder(InferenceModel):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}.")
         if isinstance(texts, str):
-            check_texts(texts)  # raises the "wrap it" TypeError
+            check_texts(texts, call="encode_stream")  # raises the "wrap it" TypeError
         iterator = iter(texts)
         offset = 0
         while chunk := list(itertools.islice(iterator, chunk_size)):
-            items = check_texts(chunk, offset=offset)
+            items = check_texts(chunk, offset=offset, call="encode_stream")
             vectors = self._encode(items, kind, batch_size, truncation, normalize, offset=offset)
             yield self._resize(vectors, size, normalize)
             offset += len(chunk)

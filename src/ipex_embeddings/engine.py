@@ -23,6 +23,7 @@ import openvino as ov
 
 from .batching import Batch
 from .config import ModelConfig
+from .errors import ModelFolderError
 from .pooling import PROMPT_LENGTH_INPUT
 
 __all__ = [
@@ -165,7 +166,7 @@ class OpenVINOEngine:
         # OpenVINO keys cached blobs by model content and settings: a second load skips most
         # of the compile (about 1 s -> 0.3 s for MiniLM here).
         self._compile_cache = compile_cache
-        self._model = head(openvino_core().read_model(folder / config.model_file))
+        self._model = head(_read_model(folder / config.model_file))
         self.input_names = tuple(  # prompt_length is a pooling input, set per call
             port.get_any_name() for port in self._model.inputs
             if port.get_any_name() != PROMPT_LENGTH_INPUT
@@ -259,6 +260,19 @@ class OpenVINOEngine:
         out[batch.positions] = request.get_output_tensor(0).data
         self._idle[key].put(request)
         _advance(progress)
+
+
+def _read_model(xml: Path) -> ov.Model:
+    """The IR at `xml`; OpenVINO's own error (damage that the folder check cannot see, such as
+    bytes changed inside a `.bin` of the right size) as a `ModelFolderError` naming the file."""
+    try:
+        return openvino_core().read_model(xml)
+    except RuntimeError as err:
+        raise ModelFolderError(
+            f"OpenVINO cannot read {xml} (with {xml.with_suffix('.bin').name}): "
+            f"{str(err).strip().splitlines()[-1] if str(err).strip() else err}. The files are "
+            "damaged: copy the folder again, or rebuild it with `ipex-embed quantize`."
+        ) from err
 
 
 def _advance(progress: object) -> None:

@@ -44,20 +44,24 @@ def check_truncate_dim(truncate_dim: int | None, dimension: int) -> None:
         )
 
 
-def check_output_precision(precision: str, ranges: np.ndarray | None, dimension: int) -> None:
+def check_output_precision(
+    precision: str, ranges: np.ndarray | None, dimension: int, name: str = "precision"
+) -> None:
     """Refuse an unknown precision, int8/uint8 without `ranges`, or ranges of the wrong shape.
 
     Args:
         precision: one of `OUTPUT_PRECISIONS`.
         ranges: float array of shape (2, dimension): per-dimension min (row 0) and max (row 1).
         dimension: the width of the vectors being quantized (after truncation).
+        name: the option the caller passed it as ("precision", or "output_precision" at load),
+            for the error.
 
     Raises:
         ValueError: naming the problem and the fix.
     """
     if precision not in OUTPUT_PRECISIONS:
         raise ValueError(
-            f"precision={precision!r} is not supported; use one of {OUTPUT_PRECISIONS}."
+            f"{name}={precision!r} is not supported; use one of {OUTPUT_PRECISIONS}."
         )
     if precision not in SCALAR_PRECISIONS:
         return
