@@ -37,7 +37,7 @@ def _check_folder(path: str, option: str) -> str:
 @click.option("--api-key", envvar="IPEX_EMBED_API_KEY", show_envvar=True,
               help="Require `Authorization: Bearer KEY` on every route but /health and "
               "/metrics. Prefer the environment variable: a command line is visible to others.")
-@click.option("--max-batch", default=32, show_default=True, type=click.IntRange(min=1),
+@click.option("--max-batch", default=256, show_default=True, type=click.IntRange(min=1),
               help="Most texts coalesced into one model call.")
 @click.option("--max-wait-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Longest a text waits for batch-mates when the model is idle (0: none; "

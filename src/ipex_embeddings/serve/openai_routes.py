@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
+from .responses import json_response
 from .schemas import (
     CohereRerankRequest,
     EmbeddingRequest,
@@ -36,7 +37,7 @@ def _state(request: Request) -> ServerState:
 
 
 @router.post("/v1/embeddings")
-async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
+async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
     """Embed `input`: `{"object": "list", "data": [{"object": "embedding", "index": i,
     "embedding": [float] | base64}], "model", "usage": {"prompt_tokens", "total_tokens"}}`."""
     state = _state(request)
@@ -55,7 +56,7 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
     else:
         rows = vectors.tolist()
     used = int(tokens.sum())
-    return JSONResponse({
+    return json_response({
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": row} for i, row in
                  enumerate(rows)],
@@ -65,19 +66,19 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
 
 
 @router.get("/v1/models")
-async def models(request: Request) -> JSONResponse:
+async def models(request: Request) -> Response:
     """The ids this server answers to: `{"object": "list", "data": [{"id", "object": "model",
     "created", "owned_by"}]}` (embedding ids first, aliases included)."""
     served = _state(request).served()
     ids = dict.fromkeys([*served.embedding_names, *served.rerank_names])
-    return JSONResponse({"object": "list", "data": [
+    return json_response({"object": "list", "data": [
         {"id": name, "object": "model", "created": 0, "owned_by": "ipex-embeddings"}
         for name in ids
     ]})
 
 
 @router.post("/v1/rerank")
-async def cohere_rerank(body: CohereRerankRequest, request: Request) -> JSONResponse:
+async def cohere_rerank(body: CohereRerankRequest, request: Request) -> Response:
     """Rerank `documents` for `query`: `{"model", "results": [{"index", "relevance_score",
     "document"?: {"text"}}]}`, best first (ties keep input order), at most `top_n`."""
     state = _state(request)
@@ -96,4 +97,4 @@ async def cohere_rerank(body: CohereRerankRequest, request: Request) -> JSONResp
         if body.return_documents:
             result["document"] = {"text": texts[i]}
         results.append(result)
-    return JSONResponse({"model": model, "results": results})
+    return json_response({"model": model, "results": results})

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
+from .responses import json_response
 from .schemas import TeiEmbedRequest, TeiRerankRequest, check_query, check_texts
 from .state import ServerState
 
@@ -21,7 +22,7 @@ def _state(request: Request) -> ServerState:
 
 
 @router.post("/embed")
-async def embed(body: TeiEmbedRequest, request: Request) -> JSONResponse:
+async def embed(body: TeiEmbedRequest, request: Request) -> Response:
     """Embed `inputs`: a list of float vectors, one per input, in order."""
     state = _state(request)
     settings = state.settings
@@ -29,11 +30,11 @@ async def embed(body: TeiEmbedRequest, request: Request) -> JSONResponse:
     vectors, _ = await state.embed(
         texts, "inputs", kind=body.prompt_name or "document", truncate_dim=None,
         normalize=body.normalize, truncation="warn" if body.truncate else "error")
-    return JSONResponse(vectors.tolist())
+    return json_response(vectors.tolist())
 
 
 @router.post("/rerank")
-async def rerank(body: TeiRerankRequest, request: Request) -> JSONResponse:
+async def rerank(body: TeiRerankRequest, request: Request) -> Response:
     """Rerank `texts` for `query`: `[{"index", "score", "text"?}]`, best first (ties keep input
     order)."""
     state = _state(request)
@@ -49,4 +50,4 @@ async def rerank(body: TeiRerankRequest, request: Request) -> JSONResponse:
         if body.return_text:
             result["text"] = texts[i]
         results.append(result)
-    return JSONResponse(results)
+    return json_response(results)
