@@ -82,7 +82,7 @@ def test_foreign_model_is_refused(tmp_path: Path) -> None:
     code, output = run(str(folder), "--output", str(tmp_path / "out"))
     assert code != 0 and "not a supported text encoder" in output
     code, output = run(str(tmp_path / "empty"), "--output", str(tmp_path / "out"))
-    assert code != 0 and "neither a folder nor a Hugging Face model id" in output
+    assert code != 0 and "neither an existing folder nor a Hugging Face repo id" in output
 
 
 def test_calibration_too_small(tiny_bert, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_model_folder import make_folder
 
 from ipex_embeddings_builder.cli import main
 from ipex_embeddings_builder.data import SCIFACT_DIR, load_beir
@@ -137,7 +138,9 @@ def test_report_gate_markdown_and_json() -> None:
     ],
 )
 def test_unknown_task_exits_nonzero(tmp_path: Path, args: list[str], message: str) -> None:
-    result = CliRunner().invoke(main, ["validate", str(tmp_path), *args])
+    # a folder that passes the model check (validate checks it first), so the task is at fault
+    model = make_folder(tmp_path / "model")
+    result = CliRunner().invoke(main, ["validate", str(model), *args])
     assert result.exit_code != 0
     assert message in result.output
 
@@ -146,14 +149,16 @@ def test_beir_folder_missing_files_exits_nonzero(tmp_path: Path) -> None:
     folder = tmp_path / "beir"
     folder.mkdir()
     (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
-    result = CliRunner().invoke(main, ["validate", str(tmp_path), "--beir-dir", str(folder)])
+    model = make_folder(tmp_path / "model")
+    result = CliRunner().invoke(main, ["validate", str(model), "--beir-dir", str(folder)])
     assert result.exit_code != 0
     assert "queries.jsonl" in result.output and "missing" in result.output
 
 
 def test_qrels_naming_unknown_documents_exit_nonzero(tmp_path: Path) -> None:
     folder = _write_beir(tmp_path / "beir", ["d1", "d2"], [("q1", "d1"), ("q1", "nowhere")])
-    result = CliRunner().invoke(main, ["validate", str(tmp_path), "--beir-dir", str(folder)])
+    model = make_folder(tmp_path / "model")
+    result = CliRunner().invoke(main, ["validate", str(model), "--beir-dir", str(folder)])
     assert result.exit_code != 0
     assert "not in corpus.jsonl" in result.output and "nowhere" in result.output
 
