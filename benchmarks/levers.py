@@ -1,5 +1,6 @@
-"""Two speed levers for an int8 folder, measured beside the folder as it ships: bf16 for the
-layers not in int8, and static-shape models for single queries.
+"""Speed levers for an int8 folder, measured side by side: bf16 for the attention alone (what
+ships on CPUs with native bf16: `ipex_embeddings.attention`) and for every layer not in int8,
+and static-shape models for single queries.
 
 For each lever: documents/s on SciFact abstracts and single-query latency, and what it costs
 in fidelity (the builder's fixed fidelity set against sentence-transformers fp32, as the build's
@@ -86,12 +87,16 @@ def precision_lever(folder: Path, docs: list[str], queries: list[str], rounds: i
     reference = {kind: source.encode([base.config.prompt(kind) + t for t in texts],
                                      normalize_embeddings=True) for kind in ("query", "document")}
     rows = []
-    for hint in ("f32", "bf16"):
-        config = dataclasses.replace(base.config, inference_precision=hint)
+    variants = (("f32", "f32", "non-int8 layers in f32"),
+                ("f32", "bf16", "non-int8 layers in f32, attention in bf16"),
+                ("bf16", "bf16", "non-int8 layers in bf16"))
+    for hint, attention, name in variants:
+        config = dataclasses.replace(base.config, inference_precision=hint,
+                                     attention_precision=attention)
         encoder = Encoder(base.folder, config, compile_cache=False)
         mean, low = _fidelity(encoder, reference, texts)
         p50, p90 = _latency(lambda q, e=encoder: e.encode([q], kind="query"), queries)
-        rows.append({"variant": f"non-int8 layers in {hint}",
+        rows.append({"variant": name,
                      "docs_per_s": _docs_per_second(encoder, docs, rounds),
                      "query_p50_ms": p50, "query_p90_ms": p90,
                      "fidelity_mean": mean, "fidelity_min": low})

@@ -260,6 +260,14 @@ def _usage_section(config: ModelConfig, inputs: CardInputs) -> str:
     return "\n".join(blocks) + "\n"
 
 
+def _layer_precision(config: ModelConfig) -> str:
+    """How the card names the precision of the layers not in int8."""
+    if config.inference_precision == "auto":
+        return ("bf16 on CPUs that compute bf16 natively (AMX, AVX512_BF16), else f32 "
+                "(`inference_precision: auto`)")
+    return config.inference_precision
+
+
 def _quantization_line(config: ModelConfig, calibration: str) -> str:
     """How the int8 model was made: its scheme (`schemes`), and the calibration it read."""
     quantization = config.quantization or {}
@@ -267,7 +275,7 @@ def _quantization_line(config: ModelConfig, calibration: str) -> str:
         return (
             "- Quantization: int8 weights only (NNCF weight compression, "
             f"`{quantization.get('weight_compression', 'int8_asym')}`, per output channel); "
-            f"activations run in {config.inference_precision}, so no calibration texts were used."
+            f"activations run in {_layer_precision(config)}, so no calibration texts were used."
         )
     alpha = quantization.get("smooth_quant_alpha")
     return (
@@ -299,7 +307,7 @@ def _model_section(config: ModelConfig) -> str:
         f"{'L2-normalised' if config.normalize else 'not normalised'}; {prompt_text}.",
         f"- Longest input: {config.max_seq_length} tokens (longer texts are truncated with a "
         'warning, or refused with `truncation="error"`).',
-        f"- Weights: {config.precision}; other layers run in {config.inference_precision}.",
+        f"- Weights: {config.precision}; other layers run in {_layer_precision(config)}.",
     ]
     if config.precision == "int8":
         lines.append(_quantization_line(config, calibration))

@@ -28,6 +28,7 @@ from ipex_embeddings.config import ModelConfig
 from .digest import sha256
 from .quantize import (
     COMPANION_FILES,
+    INFERENCE_PRECISION,
     MODEL_FILE,
     quiet_transformers,
     trace_to_openvino,
@@ -373,6 +374,7 @@ def _save_folder(
         dimension=source.num_labels,
         max_seq_length=source.max_seq_length,
         precision=precision,
+        inference_precision=INFERENCE_PRECISION[precision],
         normalize=False,
         model_file=MODEL_FILE,
         source_model=source_model or source.path.resolve().name,

@@ -37,7 +37,8 @@ KINDS = ("bi-encoder", "cross-encoder")
 ACTIVATIONS = ("sigmoid", "softmax", "none")
 CROSS_ENCODER_POOLING = "none"  # the classification head pools inside the IR
 PRECISIONS = ("int8", "bf16", "fp32")
-INFERENCE_PRECISIONS = ("f32", "bf16")
+INFERENCE_PRECISIONS = ("auto", "f32", "bf16")
+ATTENTION_PRECISIONS = ("auto", "f32", "bf16")
 OUTPUT_SIZE_DEFAULTS = {"truncate_dim": None, "output_precision": FLOAT_PRECISION}
 REQUIRED_KEYS = ("pooling", "dimension", "max_seq_length")
 
@@ -80,7 +81,13 @@ class ModelConfig:
     precision: str = "int8"
     """How the weights were stored: int8 (static NNCF quantization), bf16 or fp32."""
     inference_precision: str = "f32"
-    """OpenVINO's INFERENCE_PRECISION_HINT for the layers not in int8: f32 or bf16."""
+    """OpenVINO's INFERENCE_PRECISION_HINT for the layers not in int8: "f32", "bf16", or "auto"
+    (bf16 where the CPU computes bf16 natively, else f32; what `ipex-embed quantize` writes for
+    int8). Folders written before "auto" say "f32"."""
+    attention_precision: str = "auto"
+    """The attention's precision under f32 layers: "auto" (bf16 for an int8 folder where the CPU
+    computes bf16 natively, else f32; see `ipex_embeddings.attention`), "f32" or "bf16". Under
+    bf16 layers the attention is bf16 too."""
     normalize: bool = True
     """L2-normalise the pooled vectors (so a dot product is the cosine)."""
     include_prompt: bool = True
@@ -123,6 +130,8 @@ class ModelConfig:
             raise _one_of("precision", self.precision, PRECISIONS)
         if self.inference_precision not in INFERENCE_PRECISIONS:
             raise _one_of("inference_precision", self.inference_precision, INFERENCE_PRECISIONS)
+        if self.attention_precision not in ATTENTION_PRECISIONS:
+            raise _one_of("attention_precision", self.attention_precision, ATTENTION_PRECISIONS)
         if self.max_seq_length < 2 or self.dimension < 1:
             raise ModelFolderError(
                 f"max_seq_length={self.max_seq_length} and dimension={self.dimension} "

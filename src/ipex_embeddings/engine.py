@@ -11,6 +11,7 @@ either model kind.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -21,6 +22,7 @@ from typing import Protocol
 import numpy as np
 import openvino as ov
 
+from .attention import convert_attention_to_bf16, run_precisions
 from .batching import Batch
 from .config import ModelConfig
 from .errors import ModelFolderError
@@ -28,7 +30,7 @@ from .pooling import PROMPT_LENGTH_INPUT
 
 __all__ = [
     "ENGINES", "Engine", "GraphHead", "OpenVINOEngine", "available_cores", "compile_settings",
-    "default_compile_cache", "open_engine", "openvino_core",
+    "default_compile_cache", "native_bf16", "open_engine", "openvino_core",
 ]
 
 GraphHead = Callable[[ov.Model], ov.Model]
@@ -97,7 +99,8 @@ def compile_settings(
     """The OpenVINO CPU properties every model of this package compiles with.
 
     Args:
-        config: the folder's JSON (its `inference_precision` is the hint for non-int8 layers).
+        config: the folder's JSON (its `inference_precision` is the hint for non-int8 layers;
+            "auto" is bf16 where the CPU computes bf16 natively: `attention.run_precisions`).
         threads: INFERENCE_NUM_THREADS; below `available_cores()`, threads are not pinned to
             cores (ENABLE_CPU_PINNING False), so that processes sharing the machine spread out.
         streams: NUM_STREAMS; 1 asks for the LATENCY hint, more for THROUGHPUT.
@@ -105,7 +108,7 @@ def compile_settings(
             False for none.
     """
     properties: dict[str, object] = {
-        "INFERENCE_PRECISION_HINT": config.inference_precision,
+        "INFERENCE_PRECISION_HINT": run_precisions(config, native_bf16())[0],
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": streams,
         "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
@@ -120,6 +123,12 @@ def compile_settings(
         cache = default_compile_cache() if compile_cache is True else Path(compile_cache)
         properties["CACHE_DIR"] = str(cache)
     return properties
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin computes bf16 natively here (AMX or AVX512_BF16)."""
+    return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def check_parallelism(threads: int | None, streams: int | None) -> None:
@@ -167,6 +176,10 @@ class OpenVINOEngine:
         # of the compile (about 1 s -> 0.3 s for MiniLM here).
         self._compile_cache = compile_cache
         self._model = head(_read_model(folder / config.model_file))
+        self.inference_precision, self.attention_precision = run_precisions(
+            config, native_bf16())
+        if self.attention_precision == "bf16" and not convert_attention_to_bf16(self._model):
+            self.attention_precision = self.inference_precision  # no attention op to convert
         self.input_names = tuple(  # prompt_length is a pooling input, set per call
             port.get_any_name() for port in self._model.inputs
             if port.get_any_name() != PROMPT_LENGTH_INPUT
@@ -203,6 +216,7 @@ class OpenVINOEngine:
             "inference_precision": self.compiled_model(1).get_property(
                 "INFERENCE_PRECISION_HINT"
             ).get_type_name(),
+            "attention_precision": self.attention_precision,
         }
 
     def run(self, batches: Iterable[Batch], count: int, out: np.ndarray,

@@ -195,6 +195,7 @@ class CoreModel:
             "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
             "precision": self._encoder.config.precision,
             "inference_precision": property_text(compiled, "INFERENCE_PRECISION_HINT"),
+            "attention_precision": self._encoder.info()["attention_precision"],
             "streams": int(compiled.get_property("NUM_STREAMS")),
         }
 
