@@ -164,7 +164,7 @@ def test_a_texts_vector_does_not_depend_on_its_batch_mates(int8: Encoder) -> Non
 
 
 def test_batches_are_padded_to_fixed_buckets(int8: Encoder) -> None:
-    from ipex_embeddings.batching import bucket_widths
+    from ipex_embeddings.batching import TOKENS_PER_BATCH, bucket_widths
 
     assert bucket_widths(256) == (16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256)
     assert bucket_widths(512)[-4:] == (320, 384, 448, 512) and bucket_widths(10) == (10,)
@@ -172,11 +172,13 @@ def test_batches_are_padded_to_fixed_buckets(int8: Encoder) -> None:
     encodings, _ = tokenizer.tokenize(varied_texts())
     plan = tokenizer.plan(encodings, 32)
     assert sorted(int(i) for positions, _ in plan for i in positions) == list(range(240))
+    assert max(len(p) for p, w in plan if w == 256) == 8 and TOKENS_PER_BATCH == 2048
     for positions, width in plan:
         lengths = [len(encodings[i].ids) for i in positions]
         # each text at the narrowest width that holds it, whatever the others in the batch
         assert all(int8.widths[np.searchsorted(int8.widths, n)] == width for n in lengths)
-        assert 1 <= len(positions) <= 32
+        # at most 32 texts, and at most TOKENS_PER_BATCH tokens: 8 rows of 256, 32 of 32
+        assert 1 <= len(positions) <= min(32, TOKENS_PER_BATCH // width)
         assert tokenizer.pad(encodings, positions, width).inputs["input_ids"].shape == (
             len(positions), width
         )

@@ -73,6 +73,12 @@ def check_texts(texts: object, offset: int = 0, call: str = "encode") -> list[st
 
 MIN_WIDTH = 16
 """The narrowest padded width, in tokens."""
+TOKENS_PER_BATCH = 2048
+"""The most padded tokens one inference takes: a batch of long texts holds fewer than
+`batch_size` rows, so its activations stay in the CPU's caches. all-MiniLM-L6-v2 int8 on 1,000
+SciFact documents (AMX Xeon, 2 cores): 144 docs/s at 32 rows of 256 tokens a batch, 154 at 16,
+160 at 8 (2,048 tokens), 156 at 4; 1,000 queries (about 32 tokens) ran at 1,553 texts/s at 32
+rows, 1,581 at 64 (2,048 tokens), 1,340 at 128."""
 
 
 def bucket_widths(max_seq_length: int) -> tuple[int, ...]:
@@ -177,7 +183,8 @@ class TextTokenizer:
 
         A text's padded width depends only on its own length (`bucket_widths`), never on the
         other texts of the call, so the same text always gets the same vector. Within a bucket
-        texts are sorted by length, longest first.
+        texts are sorted by length, longest first; a batch holds at most `batch_size` texts and
+        at most `TOKENS_PER_BATCH` padded tokens (at least one text).
         """
         if len(encodings) == 1:  # a query: the same answer, without the sorting
             width = self.widths[int(np.searchsorted(self.widths, len(encodings[0].ids)))]
@@ -188,9 +195,10 @@ class TextTokenizer:
         plan = []
         for bucket in np.unique(buckets)[::-1]:
             members = order[buckets[order] == bucket]
-            for start in range(0, len(members), batch_size):
-                positions = members[start : start + batch_size]
-                plan.append((positions, self.widths[bucket]))
+            width = self.widths[bucket]
+            rows = max(1, min(batch_size, TOKENS_PER_BATCH // width))
+            for start in range(0, len(members), rows):
+                plan.append((members[start : start + rows], width))
         return plan
 
     def pad(self, encodings: list[Encoding], positions: np.ndarray, width: int) -> Batch:

@@ -151,7 +151,8 @@ class Encoder(InferenceModel):
         Args:
             texts: the texts; "" is valid, anything not a str raises a TypeError naming its index.
             kind: "query" or "document": which of the model's prompts goes before each text.
-            batch_size: texts per inference call; texts are sorted by length and padded per batch.
+            batch_size: the most texts per inference call; texts are sorted by length and padded
+                per batch, and long texts go fewer at a time (`batching.TOKENS_PER_BATCH`).
             show_progress: show a progress bar over batches.
             truncation: "warn" embeds the first max_seq_length tokens of longer texts and warns
                 once with their count; "error" raises TruncationError listing their indices.
