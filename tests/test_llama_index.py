@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,9 @@ def test_vectors_are_the_core_encoders(embed_model: IPEXEmbedding, encoder: Enco
     )
 
 
-def test_one_core_call_and_one_callback_event_per_batch(demo_int8_dir: Path) -> None:
+def test_one_core_call_and_one_callback_event_per_batch(
+    demo_int8_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     debug = LlamaDebugHandler()
     model = IPEXEmbedding(
         model_name=str(demo_int8_dir),
@@ -104,7 +106,7 @@ def test_one_core_call_and_one_callback_event_per_batch(demo_int8_dir: Path) -> 
         batch_sizes.append(len(texts))
         return core_encode(texts, *args, **kwargs)
 
-    model.encoder.encode = counting_encode  # type: ignore[method-assign]
+    monkeypatch.setattr(model.encoder, "encode", counting_encode)  # the model is shared
     vectors = model.get_text_embedding_batch(TEXTS)
     assert len(vectors) == len(TEXTS)
     assert batch_sizes == [3, 3, 1]
@@ -192,9 +194,9 @@ async def test_rerank_keeps_retrieval_score_and_handles_edges(demo_int8_dir: Pat
 
 
 def test_rerank_with_a_query_prompt(demo_int8_dir: Path, encoder: Encoder) -> None:
-    reranker = IPEXRerank(model=str(demo_int8_dir), top_n=7)
     # As for a model built with --query-prompt: the query gets it, the documents do not.
-    reranker.encoder.config = dataclasses.replace(encoder.config, query_prompt="query: ")
+    reranker = IPEXRerank(model=str(demo_int8_dir), top_n=7, query_instruction="query: ")
+    assert reranker.encoder is not encoder and reranker.encoder.config.query_prompt == "query: "
     kept = reranker.postprocess_nodes(_nodes(TEXTS), query_str=QUERY)
     cosines = encoder.encode(TEXTS) @ encoder.encode([f"query: {QUERY}"])[0]
     np.testing.assert_allclose([n.score for n in kept], np.sort(cosines)[::-1], atol=1e-5)
@@ -310,3 +312,40 @@ def test_missing_llama_index_names_the_install_line() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert 'pip install "ipex-embeddings[llama-index]"' in result.stderr
+
+
+def test_adapters_on_one_model_share_it(demo_int8_dir: Path, embed_model: IPEXEmbedding) -> None:
+    """An embedder and a reranker on the same folder and options hold one loaded model; other
+    options load their own; a model no adapter holds is freed."""
+    import gc
+    import weakref
+
+    reranker = IPEXRerank(model=str(demo_int8_dir.resolve()), top_n=2)
+    assert reranker.encoder is embed_model.encoder
+    shorter = IPEXRerank(model=str(demo_int8_dir), top_n=2, truncate_dim=64)
+    assert shorter.encoder is not embed_model.encoder and shorter.encoder.dimension == 64
+    gone = weakref.ref(shorter.encoder)
+    del shorter
+    gc.collect()
+    assert gone() is None
+
+
+def test_rerank_with_the_retrievers_own_model_warns(embed_model: IPEXEmbedding,
+                                                     demo_int8_dir: Path) -> None:
+    """A VectorStoreIndex on a model, reranked by the same bi-encoder: the order cannot change,
+    and the reranker says so; with other first-stage scores it stays quiet."""
+    from llama_index.core import Document, VectorStoreIndex
+
+    from ipex_embeddings.ranking import SameModelWarning
+
+    index = VectorStoreIndex.from_documents(
+        [Document(text=t) for t in TEXTS], embed_model=embed_model
+    )
+    retrieved = index.as_retriever(similarity_top_k=5).retrieve(QUERY)
+    reranker = IPEXRerank(model=str(demo_int8_dir), top_n=5)
+    with pytest.warns(SameModelWarning, match="same bi-encoder"):
+        kept = reranker.postprocess_nodes(retrieved, query_str=QUERY)
+    assert [n.node.node_id for n in kept] == [n.node.node_id for n in retrieved]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SameModelWarning)
+        reranker.postprocess_nodes(_nodes(TEXTS), query_str=QUERY)  # BM25-like scores

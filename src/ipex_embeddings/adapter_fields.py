@@ -7,8 +7,12 @@ Adapter-only: it needs pydantic, which both frameworks bring and the core runtim
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import weakref
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
@@ -24,12 +28,13 @@ from .output import OUTPUT_PRECISIONS
 
 __all__ = [
     "FOREIGN_RENAMES", "ForeignNames", "accept_foreign_names", "load_encoder",
-    "load_options_model", "load_reranker",
+    "load_options_model", "load_reranker", "shared_model",
 ]
 
 HUB_OPTIONS = ("revision", "cache_dir", "token")
 PROMPT_OPTIONS = ("query_prompt", "document_prompt")
 OUTPUT_OPTIONS = ("truncate_dim", "output_precision")
+logger = logging.getLogger(__name__)
 
 
 FOREIGN_RENAMES: dict[str, tuple[str, ...]] = {
@@ -247,8 +252,37 @@ def load_encoder(
         ValueError: a bad load option, or an output precision other than float32 (see
             `float_output`).
     """
-    encoder = Encoder.load(model_name, **load_kwargs(lambda name: getattr(adapter, name), rename))
-    return float_output(encoder, model_name)
+    options = load_kwargs(lambda name: getattr(adapter, name), rename)
+    hub = {name: options.pop(name) for name in HUB_OPTIONS}
+    folder = resolve_model_folder(model_name, **hub)
+    check_model_folder(folder, Encoder.kind)
+    return float_output(shared_model(Encoder, folder, options), model_name)
+
+
+_loaded: weakref.WeakValueDictionary[tuple, Encoder | CrossEncoder] = (
+    weakref.WeakValueDictionary()
+)
+_loaded_lock = threading.Lock()
+
+
+def shared_model(cls: type[Encoder] | type[CrossEncoder], folder: Path,
+                 options: dict[str, Any]) -> Encoder | CrossEncoder:
+    """`cls.load(folder, **options)`, or the model an adapter of this process already loaded
+    with the same folder and options: an embedder and a reranker (or a LangChain and a
+    LlamaIndex adapter) on one model share its memory and compiled kernels. Models are
+    thread-safe; one is freed when no adapter holds it any more.
+    """
+    key = (cls.__name__, str(folder.resolve()), tuple(sorted(
+        (name, str(value) if isinstance(value, Path) else value)
+        for name, value in options.items())))
+    with _loaded_lock:
+        model = _loaded.get(key)
+        if model is None:
+            model = cls.load(folder, **options)
+            _loaded[key] = model
+        else:
+            logger.info("%s: sharing the model another adapter loaded", folder)
+        return model
 
 
 def float_output(encoder: Encoder, model_name: str) -> Encoder:
@@ -285,7 +319,7 @@ def load_reranker(
     hub = {name: options.pop(name) for name in HUB_OPTIONS}
     folder = resolve_model_folder(model_name, **hub)
     if check_model_folder(folder).kind == "bi-encoder":
-        return float_output(Encoder.load(folder, **options), model_name)
+        return float_output(shared_model(Encoder, folder, options), model_name)
     rename = rename or {}
     given = [rename.get(n, n) for n in PROMPT_OPTIONS if options.pop(n) is not None]
     if given:
@@ -299,4 +333,4 @@ def load_reranker(
             f"{model_name} is a cross-encoder, which gives scores, not vectors; leave {sized} "
             "unset."
         )
-    return CrossEncoder.load(folder, **options)
+    return shared_model(CrossEncoder, folder, options)

@@ -8,6 +8,7 @@ the metadata the rerankers add, so LangChain's `IPEXRerankCompressor` and LlamaI
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -21,7 +22,7 @@ from .errors import InvalidTextError
 
 __all__ = [
     "COSINE_KEY", "FUSIONS", "Fusion", "RELEVANCE_KEY", "RETRIEVAL_KEY", "RRF_K", "RankedText",
-    "cosine_scores", "reciprocal_rank_fusion", "rerank",
+    "SameModelWarning", "cosine_scores", "reciprocal_rank_fusion", "rerank",
 ]
 
 Fusion = Literal["none", "rrf"]
@@ -33,6 +34,12 @@ RELEVANCE_KEY = "relevance_score"
 RETRIEVAL_KEY = "retrieval_score"
 """Metadata key of the first stage's score, set with keep_retrieval_score=True (None if none)."""
 RRF_K = 60  # the constant of Cormack et al. (2009), used as is: nothing is tuned on test data
+SAME_SCORE_TOLERANCE = 1e-3
+"""First-stage scores this close to a bi-encoder's cosines come from the same model."""
+
+
+class SameModelWarning(UserWarning):
+    """A bi-encoder reranks candidates retrieved by the same model: the order cannot change."""
 
 
 def cosine_scores(
@@ -138,6 +145,8 @@ def rerank(
     except InvalidTextError:
         _raise_for_bad_text(texts, where)
         raise  # the query (or a prompt): already named as well as it can be
+    if key == COSINE_KEY:
+        _warn_if_same_model(model_scores, given)
     scores = reciprocal_rank_fusion(model_scores, given) if fusion == "rrf" else model_scores
     ranked = []
     for i in np.argsort(-scores, kind="stable")[:top_n]:
@@ -158,6 +167,24 @@ def _model_scores(
         return RELEVANCE_KEY, scores
     scores = cosine_scores(model, query, texts, batch_size=batch_size, truncation=truncation)
     return COSINE_KEY, scores
+
+
+def _warn_if_same_model(cosines: np.ndarray, first_stage: list[float | None]) -> None:
+    """Warn when every first-stage score equals the bi-encoder's cosine (a vector index built
+    with this same model): reranking then returns the retriever's order and only costs time."""
+    if len(first_stage) < 2 or any(s is None for s in first_stage):
+        return
+    given = np.asarray(first_stage, dtype=np.float64)
+    if np.abs(given - cosines).max() <= SAME_SCORE_TOLERANCE:
+        warnings.warn(
+            f"The {len(given)} candidates' retrieval scores equal this reranker's cosines (to "
+            f"{SAME_SCORE_TOLERANCE}): they were retrieved with the same bi-encoder, so "
+            "reranking with it keeps their order. Rerank with a cross-encoder folder "
+            "(`ipex-embed quantize cross-encoder/ms-marco-MiniLM-L6-v2 -o reranker-int8`) or "
+            "another bi-encoder, or leave the reranker out.",
+            SameModelWarning,
+            stacklevel=4,
+        )
 
 
 def _raise_for_bad_text(texts: list[str], where: str) -> None:
