@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fidelity import FIDELITY_TEXTS
 from .measure import Fleet, median_of_rounds, percentile, ratio_of_rounds, spread
 from .systems import END_TO_END, SystemSpec
 
@@ -45,6 +46,9 @@ class EndToEndRow:
     docs_per_s_spread: dict[str, float] | None = None
     """min, max and relative spread ((max - min) / median) of docs/s over the rounds."""
     query_p50_spread: dict[str, float] | None = None
+    fidelity_cosine_mean: float | None = None
+    """Cosine to the baseline on the fixed fidelity texts (`fidelity.FIDELITY_TEXTS`)."""
+    fidelity_cosine_min: float | None = None
 
 
 def end_to_end_specs(
@@ -79,7 +83,9 @@ def write_texts(path: Path, documents: int | None, queries: int | None) -> dict[
         keep = np.unique(np.linspace(0, len(corpus) - 1, documents).round().astype(int))
         corpus = [corpus[i] for i in keep]
     questions = list(data.queries.values())[: queries or None]
-    path.write_text(json.dumps({"documents": corpus, "queries": questions}), encoding="utf-8")
+    fidelity = [text for group in FIDELITY_TEXTS.values() for text in group]
+    path.write_text(json.dumps({"documents": corpus, "queries": questions,
+                                "fidelity": fidelity}), encoding="utf-8")
     return {"dataset": "SciFact (BEIR, vendored)", "documents": len(corpus),
             "corpus_size": len(data.corpus), "queries": len(questions), "split": "test"}
 
@@ -88,6 +94,15 @@ def _cosines(reference: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
     b = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return np.sum(a * b, axis=1)
+
+
+def _agreement(vectors_dir: Path, base: str, key: str, part: str) -> tuple[float | None, ...]:
+    """(mean, min) cosine of `key`'s saved vectors of `part` to the baseline's, or Nones."""
+    reference, vectors = (vectors_dir / f"{name}{part}.npy" for name in (base, key))
+    if not (reference.is_file() and vectors.is_file()):
+        return None, None
+    cosines = _cosines(np.load(reference), np.load(vectors))
+    return float(cosines.mean()), float(cosines.min())
 
 
 def measure_end_to_end(fleet: Fleet, rounds: int, vectors_dir: Path) -> list[EndToEndRow]:
@@ -103,7 +118,6 @@ def measure_end_to_end(fleet: Fleet, rounds: int, vectors_dir: Path) -> list[End
     results = fleet.run_rounds(["corpus", "queries"], task, rounds)
     base = next((s.key for s in fleet.statuses.values()
                  if s.role == "baseline" and s.key in results), None)
-    reference = np.load(vectors_dir / f"{base}.npy") if base else None
     rows = []
     for key, (corpus, queries) in results.items():
         seconds = [reply["seconds"] for reply in corpus]
@@ -112,9 +126,8 @@ def measure_end_to_end(fleet: Fleet, rounds: int, vectors_dir: Path) -> list[End
         if base is not None:
             speedup = ratio_of_rounds([r["seconds"] for r in results[base][0]], seconds)
         cos_mean = cos_min = None
-        if reference is not None:
-            cosines = _cosines(reference, np.load(vectors_dir / f"{key}.npy"))
-            cos_mean, cos_min = float(cosines.mean()), float(cosines.min())
+        if base is not None:
+            cos_mean, cos_min = _agreement(vectors_dir, base, key, "")
         p50s = [1e3 * percentile(r["times"], 50) for r in queries]
         rates = [documents / s for s in seconds]
         rows.append(EndToEndRow(
@@ -122,5 +135,6 @@ def measure_end_to_end(fleet: Fleet, rounds: int, vectors_dir: Path) -> list[End
             len(queries[0]["times"]), median_of_rounds(p50s),
             1e3 * median_of_rounds([percentile(r["times"], 90) for r in queries]),
             cos_mean, cos_min, p50s, fleet.statuses[key].load_s, spread(rates), spread(p50s),
+            *(_agreement(vectors_dir, base, key, ".fidelity") if base else (None, None)),
         ))
     return rows

@@ -145,6 +145,10 @@ def _corpus(system: Any, task: dict[str, Any], texts: dict[str, list[str]]) -> d
     seconds = time.perf_counter() - started
     if task.get("save"):
         np.save(task["save"], np.asarray(vectors, dtype=np.float32))
+        if texts.get("fidelity"):  # untimed: agreement on short and odd texts too
+            fixed = system.embed_documents(texts["fidelity"])
+            np.save(task["save"].replace(".npy", ".fidelity.npy"),
+                    np.asarray(fixed, dtype=np.float32))
     return {"seconds": seconds, "documents": len(documents)}
 
 
