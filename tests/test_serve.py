@@ -251,6 +251,8 @@ def test_tei_embed(server: Server, encoder: Encoder) -> None:
     cut = httpx.post(f"{server.url}/embed", json={"inputs": [LONG_TEXT], "truncate": True})
     with pytest.warns(UserWarning):
         _equal(_array(cut.json()), encoder.encode([LONG_TEXT]))
+    # the client chose truncate=True: the server's log gets no per-call TruncationWarning
+    assert "TruncationWarning" not in server.log.read_text()
 
 
 def test_tei_and_cohere_rerank_with_a_cross_encoder(server: Server, cross_dir: Path) -> None:

@@ -14,6 +14,7 @@ import hmac
 import logging
 import os
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,12 +24,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
+from ..core import TruncationWarning
 from . import openai_routes, tei_routes
 from .errors import ApiError
 from .settings import ServeSettings
 from .state import ServerState
 
-__all__ = ["SETTINGS_ENV", "create_app", "create_app_from_env"]
+__all__ = ["SETTINGS_ENV", "create_app", "create_app_from_env", "quiet_truncation_warnings"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,15 @@ def create_app_from_env() -> FastAPI:
     """`create_app` with the settings in `$IPEX_EMBED_SERVE_SETTINGS` (for uvicorn workers);
     a failed load ends the worker process with exit status 1."""
     settings = ServeSettings.from_json(os.environ[SETTINGS_ENV])
+    quiet_truncation_warnings()
     return create_app(settings, on_load_error=lambda err: os._exit(1))
+
+
+def quiet_truncation_warnings() -> None:
+    """Keep the runtime's `TruncationWarning` out of a server process's log: each coalesced
+    call would warn with indices into the call, not the request, and advice (`truncation=
+    "error"`) an HTTP client cannot take; clients choose with the request's `truncate` field."""
+    warnings.filterwarnings("ignore", category=TruncationWarning)
 
 
 def _error_response(err: ApiError) -> JSONResponse:

@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from .app import SETTINGS_ENV, create_app
+from .app import SETTINGS_ENV, create_app, quiet_truncation_warnings
 from .settings import ServeSettings
 
 __all__ = ["log_config", "run_server"]
@@ -43,6 +43,7 @@ def run_server(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 
         OSError: the port cannot be bound.
     """
     settings.check()
+    quiet_truncation_warnings()
     options: dict[str, Any] = {
         "host": host, "port": port, "timeout_graceful_shutdown": graceful_timeout,
         "log_config": log_config(log_level), "log_level": log_level,
