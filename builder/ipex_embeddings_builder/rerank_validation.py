@@ -25,7 +25,10 @@ from .commandline import command_line
 from .data import BeirData, load_beir
 from .validation_report import DEFAULT_MAX_LOSS, ValidationReport, ValidationRow, relative_loss
 
-__all__ = ["DEFAULT_DEPTH", "METRICS", "RerankReport", "rerank_metrics", "validate_cross_encoder"]
+__all__ = [
+    "DEFAULT_DEPTH", "MAX_SCORE_SHIFT", "METRICS", "RerankReport", "rerank_metrics",
+    "score_agreement", "validate_cross_encoder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +39,53 @@ TASK = "SciFact BM25 rerank"
 Run = dict[str, dict[str, float]]
 
 
+MAX_SCORE_SHIFT = 0.25
+"""The score gate: the median |score - fp32 score| over all pairs may be at most this share of
+the fp32 scores' standard deviation. int8 moves scores far less; a different activation or scale
+(a sigmoid where the source gives raw logits moved scores by up to 1.3) moves them by about
+their spread, which the ranking metrics cannot see (the activations are monotonic)."""
+
+
+def score_agreement(model: np.ndarray, fp32: np.ndarray) -> dict[str, Any]:
+    """How far the folder's scores are from fp32's on the same pairs, and the score gate."""
+    diff = np.abs(np.asarray(model, np.float64) - np.asarray(fp32, np.float64))
+    spread = float(np.std(fp32))
+    median = float(np.median(diff)) if diff.size else 0.0
+    return {"median_abs_diff": median, "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+            "fp32_std": spread, "max_shift": MAX_SCORE_SHIFT,
+            "passed": median <= MAX_SCORE_SHIFT * spread or median < 1e-6}
+
+
 @dataclass
 class RerankReport(ValidationReport):
-    """A `ValidationReport` whose table says what was reranked and by which evaluator."""
+    """A `ValidationReport` whose table says what was reranked and by which evaluator, with the
+    agreement of the scores themselves (`score_agreement`), which is part of the gate."""
 
     first_stage: str = ""
     depth: int = DEFAULT_DEPTH
     evaluator: str = ""
+    scores: dict[str, Any] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return super().passed and (self.scores is None or bool(self.scores["passed"]))
 
     def to_markdown(self) -> str:
-        """The bi-encoder table, with the first stage and the evaluator named under it."""
+        """The bi-encoder table, with the first stage, the evaluator and the score gate."""
         text = super().to_markdown().replace(
             f" mteb {self.mteb_version}.",
             f" Candidates: the {self.first_stage} top {self.depth} of each claim; metrics by "
             f"{self.evaluator}.",
         )
-        return text
+        if self.scores is None:
+            return text
+        s = self.scores
+        line = (f"Scores against fp32 on the same pairs: median |difference| "
+                f"{s['median_abs_diff']:.4f}, largest {s['max_abs_diff']:.4f}, fp32 scores' "
+                f"standard deviation {s['fp32_std']:.4f}. Gate: median at most {s['max_shift']:g} "
+                f"of that deviation: **{'PASSED' if s['passed'] else 'FAILED'}**.")
+        return text.replace("\nRe-run:", f"\n{line}\nRe-run:") if "Re-run:" in text else (
+            text + line + "\n")
 
 
 def _subset(data: BeirData, limit: int | None) -> BeirData:
@@ -199,6 +233,7 @@ def validate_cross_encoder(
         precision=config.precision, reference=Path(str(reference)).name if reference
         else config.source_model, subset=subset, first_stage=BM25_SETUP, depth=depth,
         evaluator=f"pytrec_eval {getattr(pytrec_eval, '__version__', '')}".strip(),
+        scores=score_agreement(result["scores"]["model"], result["scores"]["fp32"]),
         command=command_line("validate", model_dir.resolve().name, options=[
             ("--max-loss", None if max_loss == DEFAULT_MAX_LOSS else float(max_loss)),
             ("--subset", subset)]),

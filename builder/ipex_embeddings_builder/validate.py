@@ -499,6 +499,13 @@ def gate_failure(report: dict[str, Any]) -> str:
             f"the cosine to fp32 of {worst.get('kind')} {worst.get('text')!r} is "
             f"{fidelity['min']:.4f}, under --min-cosine {fidelity['min_cosine']:g}"
         )
+    scores = report.get("scores") or {}
+    if scores and not scores.get("passed"):
+        parts.append(
+            f"the scores differ from fp32's by a median {scores['median_abs_diff']:.4f}, over "
+            f"{scores['max_shift']:g} of their standard deviation {scores['fp32_std']:.4f} (a "
+            "different activation or scale than the source's?)"
+        )
     return "; ".join(parts) + "."
 
 
