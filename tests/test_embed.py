@@ -163,6 +163,8 @@ def test_cli(tmp_path, demo_int8_dir, corpus, expected):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert f"{DOCS} rows embedded into 1 new shard(s)" in result.output
+    # the summary once: not again as a log line, nor twice through a root handler
+    assert result.output.count("embedded") == 1, result.output
     assert_equal_vectors(read_output(tmp_path / "o"), expected)
     bad = CliRunner().invoke(main, ["embed", str(demo_int8_dir), "--input",
                                     str(bad_corpus(tmp_path, corpus)), "-o", str(tmp_path / "b")])

@@ -432,8 +432,8 @@ class EmbedResult:
             self.rejects.append(outcome.rejects)
 
     def log(self) -> None:
-        """Log the totals."""
-        logger.info("embedded %d rows into %d new shard(s) (%d already done), %d rejected",
+        """Log the totals (debug: the command's report line and the returned result say it)."""
+        logger.debug("embedded %d rows into %d new shard(s) (%d already done), %d rejected",
                     self.rows_embedded, len(self.shards_written), self.shards_skipped,
                     self.rows_rejected)
 

@@ -65,8 +65,8 @@ def _replace_handler(logger: logging.Logger, handler: logging.Handler) -> None:
 
 
 def configure_logging() -> None:
-    """INFO and above from the builder's modules, one plain line each: a run's report lines
-    (`log.REPORT_LOGGER`) to stdout, everything else to stderr.
+    """INFO and above from the builder's and the runtime's modules, one plain line each: a
+    run's report lines (`log.REPORT_LOGGER`) to stdout, everything else to stderr.
 
     Called per invocation, so the handlers write to the streams of this run (a test's runner
     swaps them); the previous run's handlers are replaced, never stacked.
@@ -75,6 +75,9 @@ def configure_logging() -> None:
     diagnostics.addFilter(_NotReport())
     _replace_handler(logging.getLogger("ipex_embeddings_builder"), diagnostics)
     _replace_handler(logging.getLogger(REPORT_LOGGER), logging.StreamHandler(sys.stdout))
+    # the runtime's own lines (e.g. `embed --engine ray`'s actors) the same way; no root
+    # handler, so no line is printed twice
+    _replace_handler(logging.getLogger("ipex_embeddings"), logging.StreamHandler(sys.stderr))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

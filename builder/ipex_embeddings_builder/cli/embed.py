@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,6 @@ def embed_command(
     from ..corpus import CorpusError
     from ..embed import EmbedOptions, embed_corpus
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     kwargs["text_fields"] = tuple(kwargs["text_fields"])  # type: ignore[arg-type]
     ray_options = {"address": address, "actors": actors}
     with library_errors(CorpusError, ValueError, ImportError):
