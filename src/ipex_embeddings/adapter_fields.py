@@ -28,7 +28,7 @@ from .output import OUTPUT_PRECISIONS
 
 __all__ = [
     "FOREIGN_RENAMES", "ForeignNames", "accept_foreign_names", "load_encoder",
-    "load_options_model", "load_reranker", "shared_model",
+    "check_candidates", "load_options_model", "load_reranker", "shared_model",
 ]
 
 HUB_OPTIONS = ("revision", "cache_dir", "token")
@@ -252,11 +252,18 @@ def load_encoder(
         ValueError: a bad load option, or an output precision other than float32 (see
             `float_output`).
     """
-    options = load_kwargs(lambda name: getattr(adapter, name), rename)
-    hub = {name: options.pop(name) for name in HUB_OPTIONS}
-    folder = resolve_model_folder(model_name, **hub)
+    folder, options = _folder_and_options(model_name, adapter, rename)
     check_model_folder(folder, Encoder.kind)
     return float_output(shared_model(Encoder, folder, options), model_name)
+
+
+def _folder_and_options(model_name: str, adapter: BaseModel, rename: Mapping[str, str] | None
+                        ) -> tuple[Path, dict[str, Any]]:
+    """The local folder of `model_name` (a Hub repo is fetched with the adapter's revision,
+    cache_dir and token) and the adapter's other load options."""
+    options = load_kwargs(lambda name: getattr(adapter, name), rename)
+    hub = {name: options.pop(name) for name in HUB_OPTIONS}
+    return resolve_model_folder(model_name, **hub), options
 
 
 _loaded: weakref.WeakValueDictionary[tuple, Encoder | CrossEncoder] = (
@@ -315,9 +322,7 @@ def load_reranker(
             reads the query and the text together, and gives scores), or a bi-encoder would not
             give float32 vectors (see `float_output`).
     """
-    options = load_kwargs(lambda name: getattr(adapter, name), rename)
-    hub = {name: options.pop(name) for name in HUB_OPTIONS}
-    folder = resolve_model_folder(model_name, **hub)
+    folder, options = _folder_and_options(model_name, adapter, rename)
     if check_model_folder(folder).kind == "bi-encoder":
         return float_output(shared_model(Encoder, folder, options), model_name)
     rename = rename or {}
@@ -334,3 +339,28 @@ def load_reranker(
             "unset."
         )
     return shared_model(CrossEncoder, folder, options)
+
+
+def check_candidates(items: object, item_type: type, *, call: str, plural: str, one_fix: str,
+                     where: str, item_fix: str) -> None:
+    """Refuse a text or a single `item_type` given where a reranker expects a list of them, and
+    any entry of another type, naming the adapter's own fix.
+
+    Args:
+        call, plural, one_fix: "{call} takes a list of {plural}, got one X; wrap it: {one_fix}."
+        where, item_fix: "{where}[i] is X, not a {item_type.__name__}; {item_fix}."
+
+    Raises:
+        TypeError: with that message.
+    """
+    if isinstance(items, (str, item_type)):
+        raise TypeError(
+            f"{call} takes a list of {plural}, got one {type(items).__name__}; wrap it: "
+            f"{one_fix}."
+        )
+    for i, item in enumerate(items):  # type: ignore[attr-defined]
+        if not isinstance(item, item_type):
+            raise TypeError(
+                f"{where}[{i}] is {type(item).__name__}, not a {item_type.__name__}; "
+                f"{item_fix}."
+            )

@@ -24,7 +24,12 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[langchain]"'
     ) from err
 
-from .adapter_fields import load_encoder, load_options_model, load_reranker
+from .adapter_fields import (
+    check_candidates,
+    load_encoder,
+    load_options_model,
+    load_reranker,
+)
 from .batching import check_text, check_texts
 from .cross_encoder import CrossEncoder
 from .encoder import Encoder
@@ -262,14 +267,8 @@ class IPEXRerankCompressor(LoadOptions, BaseDocumentCompressor):  # type: ignore
 
 def _check_documents(documents: object) -> None:
     """Refuse texts given where Documents are expected, naming the adapter's own fix."""
-    if isinstance(documents, str | Document):
-        raise TypeError(
-            f"compress_documents takes a list of Documents, got one {type(documents).__name__}; "
-            "wrap it: compress_documents([Document(page_content=text)], query)."
-        )
-    for i, doc in enumerate(documents):  # type: ignore[attr-defined]
-        if not isinstance(doc, Document):
-            raise TypeError(
-                f"documents[{i}] is {type(doc).__name__}, not a Document; wrap a text: "
-                "Document(page_content=text)."
-            )
+    check_candidates(
+        documents, Document, call="compress_documents", plural="Documents",
+        one_fix="compress_documents([Document(page_content=text)], query)",
+        where="documents", item_fix="wrap a text: Document(page_content=text)",
+    )

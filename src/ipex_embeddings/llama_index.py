@@ -24,7 +24,12 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         'Install it with: pip install "ipex-embeddings[llama-index]"'
     ) from err
 
-from .adapter_fields import load_encoder, load_options_model, load_reranker
+from .adapter_fields import (
+    check_candidates,
+    load_encoder,
+    load_options_model,
+    load_reranker,
+)
 from .batching import check_text, check_texts, first_invalid_text
 from .cross_encoder import CrossEncoder
 from .encoder import Encoder
@@ -311,18 +316,12 @@ class IPEXRerank(BaseNodePostprocessor, LoadOptions):  # type: ignore[misc, vali
 
 def _check_nodes(nodes: object) -> None:
     """Refuse texts or bare nodes given where NodeWithScore objects are expected."""
-    if isinstance(nodes, str | NodeWithScore):
-        raise TypeError(
-            f"postprocess_nodes takes a list of NodeWithScore, got one {type(nodes).__name__}; "
-            "wrap it: postprocess_nodes([NodeWithScore(node=TextNode(text=text))], "
-            "query_str=query)."
-        )
-    for i, node in enumerate(nodes):  # type: ignore[attr-defined]
-        if not isinstance(node, NodeWithScore):
-            raise TypeError(
-                f"nodes[{i}] is {type(node).__name__}, not a NodeWithScore; wrap it: "
-                "NodeWithScore(node=TextNode(text=text)) (or node=... for a node)."
-            )
+    check_candidates(
+        nodes, NodeWithScore, call="postprocess_nodes", plural="NodeWithScore",
+        one_fix="postprocess_nodes([NodeWithScore(node=TextNode(text=text))], query_str=query)",
+        where="nodes",
+        item_fix="wrap it: NodeWithScore(node=TextNode(text=text)) (or node=... for a node)",
+    )
 
 
 def _scored_copy(
