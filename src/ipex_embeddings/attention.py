@@ -47,10 +47,11 @@ def run_precisions(config: ModelConfig, native_bf16: bool) -> tuple[str, str]:
     return inference, attention
 
 
-def _top_of_chain(port: ov.Input) -> ov.Input:
+def _strip_chain_to_top(port: ov.Input) -> ov.Input:
     """The input at the top of the layout-op chain feeding `port` (each op used only there),
-    with any FakeQuantize in the chain taken out (bf16 attention reads its inputs unquantized;
-    a FakeQuantize fed bf16 computes wrong values on the CPU plugin: cosine to fp32 0.977)."""
+    after taking every FakeQuantize in the chain out of the graph (bf16 attention reads its
+    inputs unquantized; a FakeQuantize fed bf16 computes wrong values on the CPU plugin: cosine
+    to fp32 0.977)."""
     while True:
         producer = port.get_source_output()
         node = producer.get_node()
@@ -68,7 +69,7 @@ def _end_of_chain(output: ov.Output) -> ov.Output:
     """The output at the end of the layout-op chain that `output` alone feeds."""
     while len(output.get_target_inputs()) == 1:
         node = next(iter(output.get_target_inputs())).get_node()
-        if node.get_type_name() not in ("Reshape", "Transpose", "Squeeze", "Unsqueeze"):
+        if node.get_type_name() not in LAYOUT_OPS:
             break
         output = node.output(0)
     return output
@@ -92,7 +93,7 @@ def convert_attention_to_bf16(model: ov.Model) -> int:
             continue
         for index in range(op.get_input_size()):
             if op.get_input_element_type(index) == ov.Type.f32:  # not the boolean mask
-                _convert_into(_top_of_chain(op.input(index)), ov.Type.bf16)
+                _convert_into(_strip_chain_to_top(op.input(index)), ov.Type.bf16)
         output = _end_of_chain(op.output(0))
         targets = list(output.get_target_inputs())
         back = opset.convert(output, ov.Type.f32).output(0)
