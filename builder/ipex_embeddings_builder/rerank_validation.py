@@ -71,21 +71,24 @@ class RerankReport(ValidationReport):
         return super().passed and (self.scores is None or bool(self.scores["passed"]))
 
     def to_markdown(self) -> str:
-        """The bi-encoder table, with the first stage, the evaluator and the score gate."""
+        """The bi-encoder table, with the first stage and the evaluator named under it."""
         text = super().to_markdown().replace(
             f" mteb {self.mteb_version}.",
             f" Candidates: the {self.first_stage} top {self.depth} of each claim; metrics by "
             f"{self.evaluator}.",
         )
+        return text
+
+    def gate_notes(self) -> list[str]:
+        """The score gate's line, after the bi-encoder's notes."""
         if self.scores is None:
-            return text
+            return super().gate_notes()
         s = self.scores
-        line = (f"Scores against fp32 on the same pairs: median |difference| "
-                f"{s['median_abs_diff']:.4f}, largest {s['max_abs_diff']:.4f}, fp32 scores' "
-                f"standard deviation {s['fp32_std']:.4f}. Gate: median at most {s['max_shift']:g} "
-                f"of that deviation: **{'PASSED' if s['passed'] else 'FAILED'}**.")
-        return text.replace("\nRe-run:", f"\n{line}\nRe-run:") if "Re-run:" in text else (
-            text + line + "\n")
+        return [*super().gate_notes(), (
+            f"Scores against fp32 on the same pairs: median |difference| "
+            f"{s['median_abs_diff']:.4f}, largest {s['max_abs_diff']:.4f}, fp32 scores' "
+            f"standard deviation {s['fp32_std']:.4f}. Gate: median at most {s['max_shift']:g} "
+            f"of that deviation: **{'PASSED' if s['passed'] else 'FAILED'}**.")]
 
 
 def _subset(data: BeirData, limit: int | None) -> BeirData:

@@ -124,11 +124,16 @@ class ValidationReport:
             f"PyTorch. Split: {self.split}, {scope}. mteb {self.mteb_version}.",
             f"Gate: relative loss at most {self.max_loss:g} % per task: **{verdict}**.",
         ]
-        if self.fidelity is not None:
-            lines += ["", FidelityResult.from_dict(self.fidelity).describe()]
+        lines += self.gate_notes()
         if self.command:
             lines.append(f"Re-run: `{self.command}`")
         return "\n".join(lines) + "\n"
+
+    def gate_notes(self) -> list[str]:
+        """Markdown lines for the gates beside the loss table (the fixed-set fidelity)."""
+        if self.fidelity is None:
+            return []
+        return ["", FidelityResult.from_dict(self.fidelity).describe()]
 
     def to_json(self) -> str:
         """The report as JSON (rows, gate, verdict)."""
