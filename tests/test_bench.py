@@ -326,3 +326,20 @@ def test_the_card_leaves_out_speed_figures_from_a_busy_or_unsteady_run(
     else:
         assert "150.0 docs/s" not in speed and "2.20x" not in speed
         assert "left out of this card" in speed and why in speed
+
+
+def test_the_ipex_torchscript_loads_only_as_built(tmp_path: Path) -> None:
+    """torch.jit.load unpickles: the IPEX peer's file is handed to it only when its sha256 is
+    the one the bench's build wrote, never a file without one or a changed one."""
+    from ipex_embeddings_builder.bench.peer_builds import IPEX_MODEL, saved_torchscript
+    from ipex_embeddings_builder.digest import sha256
+
+    model = tmp_path / IPEX_MODEL
+    model.write_bytes(b"frozen TorchScript bytes")
+    with pytest.raises(RuntimeError, match="not the TorchScript this bench built"):
+        saved_torchscript(tmp_path)  # no recorded digest
+    (tmp_path / f"{IPEX_MODEL}.sha256").write_text(sha256(files=[model]))
+    assert saved_torchscript(tmp_path) == model
+    model.write_bytes(b"something else")
+    with pytest.raises(RuntimeError, match="torch.jit.load unpickles"):
+        saved_torchscript(tmp_path)

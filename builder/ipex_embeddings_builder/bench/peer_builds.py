@@ -3,7 +3,8 @@
 Run as `python -m ipex_embeddings_builder.bench.peer_builds STEP OPTIONS_JSON` by the bench, in
 the interpreter of the peer's virtual environment, so only that environment's libraries are
 imported. A finished build leaves `bench_peer.json` (its options) in its folder and is reused
-while the options match. Only the standard library is imported at the top.
+while the options match. Only the standard library (and `digest`, which needs no more) is
+imported at the top.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..digest import sha256
+
 logger = logging.getLogger(__name__)
 MARKER = "bench_peer.json"
+IPEX_MODEL = "model_int8.pt"
+"""The IPEX peer's frozen TorchScript; `torch.jit.load` unpickles it, so it is loaded only
+when its sha256 is the one `build_ipex` wrote beside it (`saved_torchscript`)."""
 MAX_LENGTH = 256
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "vocab.txt", "config.json")
@@ -174,8 +180,27 @@ def build_ipex(options: dict[str, Any]) -> None:
         converted = convert(prepared)
         traced = torch.jit.freeze(torch.jit.trace(converted, inputs, strict=False))
     out = _fresh(Path(options["out"]))
-    traced.save(str(out / "model_int8.pt"))
+    traced.save(str(out / IPEX_MODEL))
+    (out / f"{IPEX_MODEL}.sha256").write_text(sha256(files=[out / IPEX_MODEL]))
     tokenizer.save_pretrained(out)
+
+
+def saved_torchscript(folder: str | Path) -> Path:
+    """The IPEX peer's TorchScript in `folder`, once its sha256 is the one `build_ipex` wrote:
+    `torch.jit.load` unpickles, so no other file may reach it.
+
+    Raises:
+        RuntimeError: no recorded digest, or the file changed since it was built.
+    """
+    path = Path(folder) / IPEX_MODEL
+    record = path.with_name(f"{IPEX_MODEL}.sha256")
+    if not record.is_file() or record.read_text().strip() != sha256(files=[path]):
+        raise RuntimeError(
+            f"{path} is not the TorchScript this bench built (no matching {record.name}); "
+            f"torch.jit.load unpickles, so it is not loaded. Delete {Path(folder)} and run the "
+            "bench again to rebuild it."
+        )
+    return path
 
 
 STEPS = {"genai": build_genai, "fastembed": build_fastembed, "optimum": build_optimum,

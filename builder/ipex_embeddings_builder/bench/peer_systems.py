@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .peer_builds import saved_torchscript
+
 __all__ = ["FastEmbedEmbedder", "GenaiEmbedder", "IpexEmbedder", "LlamaIndexEmbedder"]
 
 
@@ -136,8 +138,8 @@ class IpexEmbedder:
         torch.jit.set_fusion_strategy([("DYNAMIC", 100)])
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(path)
-        # torch.jit.load unpickles: it loads only the file peer_builds.build_ipex saved here.
-        self._model = torch.jit.load(str(Path(path) / "model_int8.pt"))
+        # torch.jit.load unpickles: only the file peer_builds.build_ipex saved, digest checked
+        self._model = torch.jit.load(str(saved_torchscript(path)))
         self.batch_size, self.max_length = batch_size, max_length
         self._settings = {"threads": threads, "batch_size": batch_size, "pooling": "mean",
                           "max_length": max_length, "normalize": True, "pad_to_multiple_of": 16,
