@@ -21,7 +21,7 @@ INTEGRATION_FIXTURES = frozenset({
 fixture) belongs to the integration tier."""
 INTEGRATION_MODULES = frozenset({
     "test_bench_rerank", "test_build", "test_cross_encoder", "test_examples", "test_families",
-    "test_ray", "test_spark", "test_stores", "test_tuning",
+    "test_onnxruntime_engine", "test_ray", "test_spark", "test_stores", "test_tuning",
 })
 """Modules whose tests all run models, mteb, stores, Ray or Spark (some build them inline)."""
 

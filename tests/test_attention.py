@@ -43,7 +43,7 @@ def test_a_misspelt_attention_precision_is_refused() -> None:
 def test_the_attention_runs_in_bf16_without_its_fake_quantized_inputs(demo_int8_dir: Path) -> None:
     """MiniLM's six attention ops get bf16 inputs; the query and key fake-quantizations NNCF put
     before them (which OpenVINO's bf16 mode computes wrongly) are taken out, the rest kept."""
-    encoder = Encoder.load(demo_int8_dir, compile_cache=False)
+    encoder = Encoder.load(demo_int8_dir, compile_cache=False, engine="openvino")
     model = openvino_core().read_model(demo_int8_dir / encoder.config.model_file)
 
     def count(kind: str) -> int:
@@ -62,7 +62,7 @@ def test_the_attention_runs_in_bf16_without_its_fake_quantized_inputs(demo_int8_
 
 @pytest.mark.skipif(not native_bf16(), reason="needs a CPU with native bf16 (AMX, AVX512_BF16)")
 def test_bf16_attention_keeps_vectors_close_and_batch_invariant(demo_int8_dir: Path) -> None:
-    base = Encoder.load(demo_int8_dir, compile_cache=False)
+    base = Encoder.load(demo_int8_dir, compile_cache=False, engine="openvino")
     texts = ["Vitamin D and bone fractures.", "", "a", "Der Patient erhielt 5 mg/kg Körpergewicht.",
              "COVID-19 & SARS-CoV-2: 95% CI [1.2-3.4]"]
     f32 = Encoder(demo_int8_dir, dataclasses.replace(

@@ -27,8 +27,11 @@ def test_any_int8_dot_product_instruction_counts(flag: str) -> None:
 
 def test_static_int8_warns_without_them_and_names_the_way_out() -> None:
     with pytest.warns(Int8SpeedWarning, match=r"org/model is a static int8 model.*"
-                                              r"--precision fp32"):
+                                              r"rebuild it with `ipex-embed quantize`"):
         assert warn_if_int8_is_slow(_config(), AVX2_ONLY)
+    with_onnx = _config(onnx_file="onnx/model_int8.onnx")
+    with pytest.warns(Int8SpeedWarning, match=r'ONNX Runtime model.*engine="auto"'):
+        assert warn_if_int8_is_slow(with_onnx, AVX2_ONLY)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not warn_if_int8_is_slow(_config(), AVX2_ONLY | {"avx512_vnni"})

@@ -60,7 +60,15 @@ def test_three_labels_are_refused_by_name(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "3 labels" in result.output
 
 
-def test_build_validates_by_reranking_and_writes_the_card(source: Path, tmp_path: Path) -> None:
+def test_build_validates_by_reranking_and_writes_the_card(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ipex_embeddings_builder import rerank_validation
+
+    # The workflow, not the score gate (tests/test_rerank_validation.py holds that): a random
+    # tiny reranker's scores barely spread (std 0.06), and its int8 shifts them by a median
+    # 0.4-0.65 of that on an AVX2 CPU (either engine), over the gate's 0.25.
+    monkeypatch.setattr(rerank_validation, "MAX_SCORE_SHIFT", 10.0)
     output = tmp_path / "tiny-reranker-int8"
     result = _invoke("build", source, "-o", output, *QUICK_BUILD, "--max-loss", "100")
     assert result.exit_code == 0, result.output

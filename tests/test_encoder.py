@@ -14,6 +14,7 @@ import pytest
 
 from ipex_embeddings import Encoder, ModelFolderError, TruncationError, TruncationWarning
 from ipex_embeddings.encoder import available_cores, compile_settings, openvino_core
+from ipex_embeddings.engines import pick_engine
 from ipex_embeddings_builder.data import SCIFACT_DIR
 
 GOLDEN_TEXTS = [
@@ -30,11 +31,15 @@ GOLDEN_FP32 = [
 # on the CPU that builds the model. So int8 golden values are pinned per instruction set, as
 # measured on a CPU of that kind (the demo model built with the default calibration); on other
 # CPUs the ISA-independent checks below still hold. Re-pin on a VNNI or AMX CPU when at hand.
-GOLDEN_INT8 = {
-    "avx2": [  # an AMD EPYC VM exposing AVX2 only; default calibration (360: 300 documents, 30
-        # train queries, 30 short texts)
+GOLDEN_INT8 = {  # (engine, the CPU's int8 instructions)
+    ("openvino", "avx2"): [  # an AMD EPYC VM exposing AVX2 only; default calibration (360: 300
+        # documents, 30 train queries, 30 short texts)
         [0.04462, 0.05497, 0.05562, 0.07439, 0.02421],
         [-0.05280, 0.00726, -0.02216, 0.09570, 0.01669],
+    ],
+    ("onnxruntime", "avx2"): [  # the same CPU; dynamic int8, so no calibration enters
+        [0.04038, 0.05385, 0.04768, 0.07365, 0.02299],
+        [-0.04271, 0.01053, -0.02573, 0.08512, 0.01965],
     ],
 }
 
@@ -126,8 +131,10 @@ def test_golden_vectors(int8: Encoder, demo_fp32_dir: Path) -> None:
     # or tokenizer gives cosine well under 0.9), and its first values are near fp32's.
     assert (vectors * fp32).sum(axis=1).min() >= 0.99
     np.testing.assert_allclose(vectors[:, :5], GOLDEN_FP32, atol=0.015)
-    if int8_isa() in GOLDEN_INT8:
-        np.testing.assert_allclose(vectors[:, :5], GOLDEN_INT8[int8_isa()], atol=1e-3)
+    for engine in ("openvino", "onnxruntime"):
+        if (engine, int8_isa()) in GOLDEN_INT8:
+            found = Encoder.load(int8.folder, engine=engine).encode(GOLDEN_TEXTS)
+            np.testing.assert_allclose(found[:, :5], GOLDEN_INT8[engine, int8_isa()], atol=1e-3)
 
 
 def test_order_restored_after_length_sorting(int8: Encoder) -> None:
@@ -303,8 +310,8 @@ def test_encoders_share_one_openvino_core_and_keep_their_own_cache(
     # Several ov.Core objects in one process can crash OpenVINO 2026, so every encoder uses the
     # process's one core; the compile cache is a per-model setting and still goes where told.
     caches = [tmp_path / "cache-a", tmp_path / "cache-b"]
-    encoders = [Encoder.load(demo_int8_dir, compile_cache=c) for c in caches]
-    encoders.append(Encoder.load(demo_int8_dir, compile_cache=False))
+    encoders = [Encoder.load(demo_int8_dir, compile_cache=c, engine="openvino") for c in caches]
+    encoders.append(Encoder.load(demo_int8_dir, compile_cache=False, engine="openvino"))
     assert openvino_core() is openvino_core()
     for cache in caches:
         assert any(cache.iterdir()), f"nothing cached in {cache}"
@@ -404,7 +411,7 @@ def test_encode_stream_equals_encode_and_names_stream_positions(int8: Encoder) -
 def test_processes_sharing_the_cores_are_not_pinned_to_the_same_ones(demo_int8_dir: Path) -> None:
     # OpenVINO pins each process's threads to the first cores: 1-thread Ray actors or Spark
     # workers would all share core 0. Fewer threads than cores turns pinning off.
-    shared = Encoder.load(demo_int8_dir, threads=1)
+    shared = Encoder.load(demo_int8_dir, threads=1, engine="openvino")
     assert shared.compiled_model(1).get_property("ENABLE_CPU_PINNING") is False
     whole = compile_settings(shared.config, available_cores(), 1, False)
     assert "ENABLE_CPU_PINNING" not in whole  # one process on every core: OpenVINO's default
@@ -412,7 +419,8 @@ def test_processes_sharing_the_cores_are_not_pinned_to_the_same_ones(demo_int8_d
 
 def test_engine_is_chosen_checked_and_reported(demo_int8_dir: Path, int8: Encoder) -> None:
     info = int8.info()
-    assert info["engine"] == "openvino" and info["kind"] == "bi-encoder"
+    # ONNX Runtime on a CPU without int8 dot products (the folder has its model), else OpenVINO
+    assert info["engine"] == pick_engine("auto", int8.config) and info["kind"] == "bi-encoder"
     assert info["threads"] == available_cores() and info["precision"] == "int8"
     assert info["inference_precision"] in ("f32", "bf16")
     with pytest.raises(ValueError, match=r"engine='tensorrt' is not supported; use one of"):
@@ -450,4 +458,4 @@ def test_an_ir_openvino_cannot_read_names_the_file(demo_int8_dir: Path, tmp_path
                           xml.read_text(), count=1))
     with pytest.raises(ModelFolderError, match=r"OpenVINO cannot read .*openvino_model\.xml.*"
                                                r"copy the folder again"):
-        Encoder.load(folder, compile_cache=False)
+        Encoder.load(folder, compile_cache=False, engine="openvino")

@@ -327,10 +327,13 @@ def _model_section(config: ModelConfig) -> str:
                 f"{len(tuning['steps'])} candidate(s) tried; the one kept "
                 f"({final.get('scheme', 'static')}) changed the scores by {losses}."
             )
+    onnx = (f", `{config.onnx_file}` (the ONNX Runtime int8 model that `Encoder.load` runs on "
+            "CPUs without int8 dot-product instructions, AVX2 only)" if config.onnx_file else "")
     lines.append(
-        "- Files: `openvino/openvino_model.xml` + `.bin` (the OpenVINO IR), `tokenizer.json`, "
-        "`ipex_embeddings.json` (pooling, prompts, length, provenance). No pickle files: loading "
-        "never unpickles anything."
+        "- Files: `openvino/openvino_model.xml` + `.bin` (the OpenVINO IR, run where the CPU has "
+        f"AVX-512 VNNI, AVX-VNNI or AMX){onnx}, `tokenizer.json`, `ipex_embeddings.json` "
+        "(pooling, prompts, length, provenance). No pickle files: loading never unpickles "
+        "anything."
     )
     return "\n".join(lines) + "\n"
 

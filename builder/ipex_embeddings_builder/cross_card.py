@@ -54,7 +54,8 @@ def _validation_section(inputs: CardInputs, validation: dict[str, Any] | None) -
 
 def _usage_section(config: ModelConfig, inputs: CardInputs) -> str:
     where = inputs.repo_id or f"./{inputs.folder.name}"
-    return f"""Load it with `ipex_embeddings.CrossEncoder` (OpenVINO; no torch needed):
+    return f"""Load it with `ipex_embeddings.CrossEncoder` (no torch needed; OpenVINO, or on
+AVX2-only CPUs ONNX Runtime):
 
 ```python
 from ipex_embeddings import CrossEncoder

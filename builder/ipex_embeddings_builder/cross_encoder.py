@@ -26,6 +26,7 @@ from ipex_embeddings.batching import TextTokenizer
 from ipex_embeddings.config import ModelConfig
 
 from .digest import sha256
+from .onnx_int8 import add_onnx_model, unmasked_module
 from .quantize import (
     COMPANION_FILES,
     INFERENCE_PRECISION,
@@ -200,13 +201,17 @@ def export_cross_encoder(source: CrossEncoderSource) -> Any:
     Attention is exported in its "eager" form: sdpa and flash attention trace badly (ModernBERT
     gives NaN at padded positions), and eager computes the same values.
     """
+    return trace_to_openvino(_load_classifier(source), source.input_names, "logits")
+
+
+def _load_classifier(source: CrossEncoderSource) -> Any:
+    """The source's `*ForSequenceClassification` model, eager attention, in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
     with quiet_transformers():
-        model = AutoModelForSequenceClassification.from_pretrained(
+        return AutoModelForSequenceClassification.from_pretrained(
             source.path, use_safetensors=True, attn_implementation="eager"
         ).eval()
-    return trace_to_openvino(model, source.input_names, "logits")
 
 
 def default_calibration_pairs(samples: int = 300, seed: int = 0) -> list[tuple[str, str]]:
@@ -332,6 +337,17 @@ def quantize_cross_encoder(
     return config
 
 
+def _add_onnx_int8(folder: Path, config: ModelConfig, source: CrossEncoderSource,
+                   pairs: Sequence[tuple[str, str]]) -> ModelConfig:
+    """The folder's ONNX Runtime int8 model (`onnx_int8.add_onnx_model`), checked on the first
+    calibration pairs."""
+    names = [n for n in source.input_names if n != "attention_mask"]
+    module = unmasked_module(_load_classifier(source), "logits", names)
+    logger.info("Exporting %s to ONNX for ONNX Runtime (CPUs without int8 dot products)",
+                source.path)
+    return add_onnx_model(folder, config, module, names, _calibration_items(source, pairs[:8]))
+
+
 def _record(
     pairs: Sequence[tuple[str, str]] | None, name: str | None, preset: str, seconds: float
 ) -> dict[str, Any]:
@@ -357,8 +373,8 @@ def _save_folder(
     pairs: Sequence[tuple[str, str]] | None,
     recorded: tuple[str | None, str],
 ) -> ModelConfig:
-    """Write the IR, tokenizer, companion files and JSON; `recorded`: (source_model,
-    source_revision) as the JSON names the source."""
+    """Write the IR, tokenizer, companion files and JSON (and for int8 the ONNX Runtime model);
+    `recorded`: (source_model, source_revision) as the JSON names the source."""
     import openvino as ov
 
     source_model, source_revision = recorded
@@ -385,4 +401,6 @@ def _save_folder(
         activation=source.activation,
     )
     config.save(folder)
+    if pairs:  # int8: the ONNX Runtime model too
+        config = _add_onnx_int8(folder, config, source, pairs)
     return config

@@ -132,6 +132,10 @@ class _TextModel(AbsEncoder):
         """float32 vectors of `texts`, one row each."""
 
 
+ENGINE_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX"}
+"""Each engine (`ipex_embeddings.engines.ENGINES`) as mteb's `ModelMeta.framework` names it."""
+
+
 class EncoderModel(_TextModel):
     """An ipex-embeddings model folder (int8, bf16 or fp32 IR) as an mteb encoder."""
 
@@ -145,7 +149,7 @@ class EncoderModel(_TextModel):
             label,
             f"{self.config.precision}:{self.config.calibration_digest[:12]}",
             self.config,
-            ["OpenVINO"],
+            [ENGINE_NAMES.get(encoder.engine.name, encoder.engine.name)],
         )
 
     def embed(self, texts: list[str], kind: str, batch_size: int) -> np.ndarray:
@@ -278,7 +282,8 @@ _SHARED_MEMO: dict[str, dict[tuple[str, str], np.ndarray]] = {}
 def model_digest(folder: Path, config: ModelConfig) -> str:
     """Digest of what computes the vectors: the IR and settings, not how the model was made."""
     settings = {k: v for k, v in vars(config).items() if k not in ("quantization", "source_model")}
-    names = (config.model_file, str(Path(config.model_file).with_suffix(".bin")))
+    names = (config.model_file, str(Path(config.model_file).with_suffix(".bin")),
+             *([config.onnx_file] if config.onnx_file else []))
     return sha256(repr(sorted(settings.items())), [folder / name for name in names])
 
 
@@ -287,7 +292,8 @@ def encoder_model(folder: str | Path) -> EncoderModel:
     model's content (IR, settings), not its path: tuning's last candidate and the final folder
     are the same model, and the test split reuses the corpus the train split embedded."""
     encoder = Encoder.load(folder)
-    key = model_digest(encoder.folder, encoder.config)
+    # the engine too: on another CPU the same folder runs another engine's model
+    key = f"{model_digest(encoder.folder, encoder.config)}:{encoder.engine.name}"
     if key not in _SHARED_MEMO:
         _SHARED_MEMO.clear()  # one model at a time, like the PyTorch reference
         _SHARED_MEMO[key] = {}

@@ -19,10 +19,12 @@ from ipex_embeddings import ModelConfig
 
 from .calibration import CalibrationSet
 from .errors import OutputExistsError, SourceModelError
+from .onnx_int8 import add_onnx_model, unmasked_module
 from .schemes import PRESET, Scheme, parse_scheme
 from .source import DECODER_MODEL_TYPES, SourceModel, source_tokenizer
 
 __all__ = [
+    "add_onnx_int8",
     "calibration_inputs",
     "QuantizeOptions",
     "export_model",
@@ -134,6 +136,37 @@ def _dense_stack(source: SourceModel) -> Any:
     return torch.nn.Sequential(*layers).eval()
 
 
+def _input_names(model: Any) -> list[str]:
+    """The token inputs the source's forward takes: input_ids, attention_mask, and
+    token_type_ids only where the model has several token types (BERT, not XLM-R/ModernBERT)."""
+    accepted = inspect.signature(model.forward).parameters
+    types = int(getattr(model.config, "type_vocab_size", 0) or 0)
+    names = [n for n in ("input_ids", "attention_mask") if n in accepted]
+    if "token_type_ids" in accepted and types > 1:
+        names.append("token_type_ids")
+    return names
+
+
+def _extra_inputs(model: Any) -> dict[str, Any]:
+    """Keyword arguments of the export's forward: decoders run without their cache."""
+    return {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters \
+        else {}
+
+
+def add_onnx_int8(folder: Path, config: ModelConfig, source: SourceModel,
+                  calibration: CalibrationSet) -> ModelConfig:
+    """The folder's ONNX Runtime int8 model (`onnx_int8.add_onnx_model`), checked on the first
+    calibration texts; the config naming it (unchanged when the export fails: see there)."""
+    model = _load_transformer(source)
+    names = [n for n in _input_names(model) if n != "attention_mask"]
+    module = unmasked_module(model, "last_hidden_state", names, _extra_inputs(model),
+                             _dense_stack(source))
+    examples = calibration_inputs(source, calibration.texts[:8], names, calibration.kinds[:8])
+    logger.info("Exporting %s to ONNX for ONNX Runtime (CPUs without int8 dot products)",
+                source.model_id)
+    return add_onnx_model(folder, config, module, names, examples)
+
+
 def export_model(source: SourceModel) -> Any:
     """Trace the source's transformer into an fp32 `openvino.Model`, dynamic batch and length.
 
@@ -144,14 +177,8 @@ def export_model(source: SourceModel) -> Any:
     """
 
     model = _load_transformer(source)
-    dense = _dense_stack(source)
-    accepted = inspect.signature(model.forward).parameters
-    types = int(getattr(model.config, "type_vocab_size", 0) or 0)
-    names = [n for n in ("input_ids", "attention_mask") if n in accepted]
-    if "token_type_ids" in accepted and types > 1:
-        names.append("token_type_ids")
-    extra = {"use_cache": False} if "use_cache" in accepted else {}
-    return trace_to_openvino(model, names, "last_hidden_state", extra=extra, head=dense)
+    return trace_to_openvino(model, _input_names(model), "last_hidden_state",
+                             extra=_extra_inputs(model), head=_dense_stack(source))
 
 
 def _model_output(model: Any, output_name: str, extra: dict[str, Any], head: Any) -> Any:
@@ -352,6 +379,8 @@ def quantize_to_folder(
         config = save_model_folder(
             ov_model, staging, source, calibration, options, time.perf_counter() - started
         )
+        if options.precision == "int8":
+            config = add_onnx_int8(staging, config, source, calibration)
     return config
 
 

@@ -1,7 +1,7 @@
 """Validate a cross-encoder folder: rerank SciFact's BM25 candidates, int8 next to fp32.
 
 Each SciFact TEST claim's BM25 top `depth` (`bm25.Bm25Index`) is reranked twice: by the folder's
-model (`ipex_embeddings.CrossEncoder`, OpenVINO) and by its fp32 source run by
+model (`ipex_embeddings.CrossEncoder`, on the engine this CPU picks) and by its fp32 source run by
 sentence-transformers' `CrossEncoder` (PyTorch). Each ranking is scored by pytrec_eval (the
 evaluator BEIR and MTEB use): NDCG@10 (`ndcg_cut_10`) and MAP (`map`, over the reranked top
 `depth`), averaged over every judged claim. A metric that loses more than `max_loss` percent of
@@ -23,7 +23,13 @@ import numpy as np
 from .bm25 import BM25_SETUP, Bm25Index
 from .commandline import command_line
 from .data import BeirData, load_beir
-from .validation_report import DEFAULT_MAX_LOSS, ValidationReport, ValidationRow, relative_loss
+from .validation_report import (
+    DEFAULT_MAX_LOSS,
+    ENGINE_LABELS,
+    ValidationReport,
+    ValidationRow,
+    relative_loss,
+)
 
 __all__ = [
     "DEFAULT_DEPTH", "MAX_SCORE_SHIFT", "METRICS", "RerankReport", "rerank_metrics",
@@ -154,8 +160,9 @@ def _scored(model_dir: Path, reference: Path, pairs: list) -> tuple[Any, dict[st
     from ipex_embeddings import CrossEncoder, TruncationWarning
 
     model = CrossEncoder.load(model_dir)
-    logger.info("  scoring %d pairs with %s (OpenVINO), then fp32 (sentence-transformers)",
-                len(pairs), model.config.precision)
+    engine = ENGINE_LABELS.get(model.engine.name, model.engine.name)
+    logger.info("  scoring %d pairs with %s (%s), then fp32 (sentence-transformers)",
+                len(pairs), model.config.precision, engine)
     scores, seconds = {}, {}
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -166,7 +173,7 @@ def _scored(model_dir: Path, reference: Path, pairs: list) -> tuple[Any, dict[st
     started = time.perf_counter()
     scores["fp32"] = _fp32_scores(reference, model.max_seq_length, pairs)
     seconds["fp32"] = time.perf_counter() - started
-    return model.config, {"scores": scores, "seconds": seconds}
+    return model.config, {"scores": scores, "seconds": seconds, "engine": engine}
 
 
 def _source_folder(config: Any, reference: str | Path | None) -> Path:
@@ -237,6 +244,7 @@ def validate_cross_encoder(
         else config.source_model, subset=subset, first_stage=BM25_SETUP, depth=depth,
         evaluator=f"pytrec_eval {getattr(pytrec_eval, '__version__', '')}".strip(),
         scores=score_agreement(result["scores"]["model"], result["scores"]["fp32"]),
+        engine=result["engine"],
         command=command_line("validate", model_dir.resolve().name, options=[
             ("--max-loss", None if max_loss == DEFAULT_MAX_LOSS else float(max_loss)),
             ("--subset", subset)]),

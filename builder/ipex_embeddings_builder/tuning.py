@@ -49,6 +49,7 @@ from .errors import OptionError, TuningError
 from .quantize import (
     MODEL_FILE,
     QuantizeOptions,
+    add_onnx_int8,
     calibration_inputs,
     export_model,
     quantize_model,
@@ -463,6 +464,7 @@ def tune_to_folder(
             openvino_core().read_model(folder / MODEL_FILE), staging, source, calibration, chosen,
             time.perf_counter() - started, extra={"tuning": search.record(reference)},
         )
+        config = add_onnx_int8(staging, config, source, calibration)
     result = TuningResult(config, search.steps, search.ranking, search.int8_cosine)
     if report:
         result.report = run_validation(output, tasks=tasks, max_loss=max_loss, subset=subset,

@@ -1,6 +1,7 @@
 """`ipex-embed validate`: mteb scores of a model folder next to its fp32 PyTorch source, gated.
 
-Each task is run with mteb (`mteb.evaluate`) twice: on the folder's OpenVINO model and on the
+Each task is run with mteb (`mteb.evaluate`) twice: on the folder's int8 model (on the engine
+this CPU picks: `ipex_embeddings.engines`) and on the
 source model in fp32 PyTorch, as its authors ship it (`SentenceTransformer(source)`, see
 `mteb_model.SourceReferenceModel`). With `truncate_dim`/`output_precision`, the model is also
 scored at that smaller output size, next to its full size (informational: not gated).
@@ -30,6 +31,7 @@ from .errors import GateFailed, OptionError, TaskError, ValidationError
 from .fidelity import DEFAULT_MIN_COSINE, FidelityResult
 from .validation_report import (
     DEFAULT_MAX_LOSS,
+    ENGINE_LABELS,
     REPORT_JSON,
     REPORT_MD,
     ValidationReport,
@@ -326,6 +328,7 @@ def compare_with_reference(
         subset=subset,
         mteb_version=mteb.__version__,
         output_size=None if smaller is None else smaller.label,
+        engine=ENGINE_LABELS.get(model.model.engine.name, model.model.engine.name),
     )
 
 

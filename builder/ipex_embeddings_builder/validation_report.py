@@ -16,6 +16,7 @@ from .fidelity import FidelityResult
 
 __all__ = [
     "DEFAULT_MAX_LOSS",
+    "ENGINE_LABELS",
     "JSON_KEYS",
     "REPORT_JSON",
     "REPORT_MD",
@@ -46,6 +47,10 @@ def relative_loss(fp32: float, score: float) -> float:
     if fp32 == 0:
         return 0.0 if score >= 0 else math.inf
     return 100.0 * (fp32 - score) / abs(fp32)
+
+
+ENGINE_LABELS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
+"""How a validation report names the engine that ran the model (`ipex_embeddings.engines`)."""
 
 
 @dataclass
@@ -87,6 +92,8 @@ class ValidationReport:
     """`FidelityResult.to_dict()`: cosine to fp32 on the fixed texts, and its gate."""
     output_size: str | None = None
     """The smaller output size also scored ("128-d binary"; see `mteb_model.OutputSizeModel`)."""
+    engine: str = "OpenVINO"
+    """What ran the model ("OpenVINO", "ONNX Runtime": the engine this CPU picks)."""
 
     @property
     def passed(self) -> bool:
@@ -106,8 +113,8 @@ class ValidationReport:
         smaller = (f" {self.precision}, {self.output_size} | Change vs full size |"
                    if self.output_size else "")
         lines = [
-            f"| Task | Metric | fp32 (PyTorch) | {self.precision} (OpenVINO) | Change vs fp32 |"
-            + smaller,
+            f"| Task | Metric | fp32 (PyTorch) | {self.precision} ({self.engine}) | "
+            "Change vs fp32 |" + smaller,
             "|---|---|---:|---:|---:|" + "---:|---:|" * bool(smaller),
         ]
         for row in self.rows:

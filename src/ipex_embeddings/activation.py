@@ -14,7 +14,8 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
-__all__ = ["MARGIN", "SCORE_COLUMNS", "SIGMOID", "add_scores", "column_of", "scores_of"]
+__all__ = ["MARGIN", "SCORE_COLUMNS", "SIGMOID", "add_scores", "column_of", "scores_array",
+           "scores_of"]
 
 SIGMOID, MARGIN = 0, 1
 SCORE_COLUMNS = 2
@@ -60,6 +61,24 @@ def add_scores(model: ov.Model) -> ov.Model:
     result.output(0).get_tensor().set_names({OUTPUT_NAME})
     model.validate_nodes_and_infer_types()
     return model
+
+
+def scores_array(logits: np.ndarray) -> np.ndarray:
+    """What `add_scores` appends, in numpy: float32 [batch, 1 or 2] logits to float32 [batch, 2]
+    (sigmoid(margin), margin), for engines that run the bare cross-encoder.
+
+    Raises:
+        ValueError: the logits are not [batch, 1] or [batch, 2].
+    """
+    if logits.ndim != 2 or logits.shape[1] not in (1, 2):
+        raise ValueError(
+            f"The cross-encoder's output has shape {logits.shape}, not [batch, 1 or 2] logits; "
+            "rebuild the folder with `ipex-embed quantize`."
+        )
+    logits = logits.astype(np.float32, copy=False)
+    margin = logits[:, :1] if logits.shape[1] == 1 else logits[:, 1:2] - logits[:, 0:1]
+    sigmoid = (1.0 / (1.0 + np.exp(-margin))).astype(np.float32)
+    return np.concatenate([sigmoid, margin], axis=1)
 
 
 def scores_of(outputs: np.ndarray, activation: str) -> np.ndarray:

@@ -98,6 +98,10 @@ class ModelConfig:
     """Text put before every document (e.g. "passage: " for E5)."""
     model_file: str = "openvino/openvino_model.xml"
     """The IR, relative to the folder."""
+    onnx_file: str = ""
+    """The ONNX Runtime int8 model, relative to the folder ("onnx/model_int8.onnx"), which the
+    "onnxruntime" engine runs on CPUs without int8 dot-product instructions; "" for none (folders
+    built before it, and models whose ONNX export failed: OpenVINO runs them everywhere)."""
     source_model: str = ""
     """Hugging Face id or path of the model this was made from."""
     source_revision: str = ""

@@ -22,7 +22,8 @@ from tokenizers import Encoding
 from .batching import Batch, TextTokenizer
 from .config import ModelConfig
 from .cpu import warn_if_int8_is_slow
-from .engine import Engine, open_engine
+from .engine import Engine, Head
+from .engines import open_engine
 from .errors import TruncationError
 from .folder import check_model_folder, resolve_model_folder
 
@@ -48,7 +49,8 @@ class InferenceModel:
 
     Subclasses set `kind` (the folder's `kind`), `truncation_strategy` (tokenizers': how a
     pair is cut), `inputs_name` (what errors and warnings call the inputs) and implement
-    `graph_head` (what is appended to the IR, giving the engine's [rows, columns] output).
+    `graph_head` (what is appended to the IR, giving the engine's [rows, columns] output) and
+    `array_head` (the same in numpy, for engines that run the bare transformer).
     """
 
     kind: ClassVar[str]
@@ -68,13 +70,14 @@ class InferenceModel:
         self.folder = folder
         self.config = config
         self._check_config()
-        warn_if_int8_is_slow(config)
         self._settings = {"threads": threads, "streams": streams,
                           "compile_cache": compile_cache, "engine": engine}
         self.engine: Engine = open_engine(
-            engine, folder, config, self.graph_head,
+            engine, folder, config, Head(self.graph_head, self.array_head),
             threads=threads, streams=streams, compile_cache=compile_cache,
         )
+        if self.engine.name == "openvino":  # the one engine whose int8 is slow on AVX2
+            warn_if_int8_is_slow(config)
         self.tokenizer = TextTokenizer(  # the model's tokenizer, truncating at its limit
             folder / "tokenizer.json", config.max_seq_length, self.engine.input_names,
             self.truncation_strategy,
@@ -105,6 +108,10 @@ class InferenceModel:
 
     def graph_head(self, model: ov.Model) -> ov.Model:
         """The folder's IR with this kind's output step appended."""
+        raise NotImplementedError
+
+    def array_head(self, output: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The same step in numpy, for one unpadded input's raw output (see `engine.Head`)."""
         raise NotImplementedError
 
     @property

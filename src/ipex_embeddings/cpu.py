@@ -7,7 +7,9 @@ AVX2 `jit_gemm_I8` kernels, which are slower than its fp32 kernels: on all-MiniL
 int8 ran at 0.75x-0.78x the fp32 model's throughput and 0.65x-0.73x its query speed on a
 2-core AVX2 EPYC (three runs of
 `benchmarks/int8_kernels.py`; results in benchmarks/results/int8-kernels-avx2). OpenVINO's own
-tracker knows the effect (openvinotoolkit/openvino#4005). Loading such a model there warns once.
+tracker knows the effect (openvinotoolkit/openvino#4005). So on such CPUs "auto" runs the
+folder's ONNX Runtime model instead (`ipex_embeddings.engines`); only a folder without one
+(built before ipex-embeddings wrote it) left on OpenVINO there warns, once.
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ def warn_if_int8_is_slow(config: ModelConfig, flags: Iterable[str] | None = None
     flags = cpu_flags() if flags is None else flags
     if flags is None or has_int8_dot_product(flags):
         return False
+    fix = ('it has an ONNX Runtime model, which runs faster here: load it with engine="auto"'
+           if config.onnx_file else "rebuild it with `ipex-embed quantize` (which adds an ONNX "
+           "Runtime model that \"auto\" runs on such CPUs)")
     warnings.warn(
         f"{config.source_model or 'This model'} is a static int8 model, but this CPU has none of "
         "AVX-512 VNNI, AVX-VNNI or AMX, so OpenVINO runs its int8 matrix products with AVX2 "
-        "kernels that are slower than fp32 ones (see ipex_embeddings.cpu). Measure it with "
-        "`python benchmarks/int8_kernels.py`; on this CPU an fp32 folder "
-        "(`ipex-embed quantize MODEL --precision fp32`) is likely faster.",
+        f"kernels that are slower than fp32 ones (see ipex_embeddings.cpu): {fix}.",
         Int8SpeedWarning,
         stacklevel=4,  # the caller of Encoder.load or CrossEncoder.load
     )

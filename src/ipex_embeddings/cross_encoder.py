@@ -20,7 +20,7 @@ import numpy as np
 import openvino as ov
 from tokenizers import Encoding
 
-from .activation import SCORE_COLUMNS, add_scores, scores_of
+from .activation import SCORE_COLUMNS, add_scores, scores_array, scores_of
 from .batching import check_text, check_texts, first_invalid_text
 from .config import ACTIVATIONS, ModelConfig
 from .core import InferenceModel, Truncation, check_options
@@ -95,6 +95,10 @@ class CrossEncoder(InferenceModel):
         """The activation inside the graph: the engine returns [rows, 2] (sigmoid, margin)."""
         return add_scores(model)
 
+    def array_head(self, output: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The same scores in numpy: [1, labels] logits to [1, 2] (sigmoid, margin)."""
+        return scores_array(output)
+
     @classmethod
     def load(
         cls,
@@ -120,7 +124,7 @@ class CrossEncoder(InferenceModel):
             activation: replace the folder's activation: "sigmoid", "softmax" (two-logit
                 models) or "none" (raw logits; the margin for two). None keeps the folder's.
             revision, cache_dir, token: passed to huggingface_hub for a repo id.
-            engine: what runs the model (see `ipex_embeddings.engine.ENGINES`); "auto" picks
+            engine: what runs the model (see `ipex_embeddings.engines.ENGINES`); "auto" picks
                 the fastest measured for this CPU. `info()` says which ran.
 
         Raises:

@@ -27,7 +27,7 @@ from .output import (
     quantize,
     truncate,
 )
-from .pooling import PROMPT_LENGTH_INPUT, add_pooling
+from .pooling import PROMPT_LENGTH_INPUT, add_pooling, pool
 
 __all__ = [
     "Encoder", "Truncation", "TruncationWarning", "available_cores", "compile_settings",
@@ -72,6 +72,11 @@ class Encoder(InferenceModel):
         exclude_prompt = not self.config.include_prompt
         return add_pooling(model, self.config.pooling, exclude_prompt=exclude_prompt)
 
+    def array_head(self, output: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The same pooling in numpy: [1, tokens, hidden] token states to [1, hidden]."""
+        prompt_length = int(inputs.get(PROMPT_LENGTH_INPUT, 0))
+        return pool(output, inputs["attention_mask"], self.config.pooling, prompt_length)
+
     @classmethod
     def load(
         cls,
@@ -106,7 +111,7 @@ class Encoder(InferenceModel):
                 "ubinary" (int8/uint8 need ranges, so they are given per call); None keeps the
                 folder's ("float32" unless it says otherwise). Named `output_precision` because
                 `config.precision` is the weights' precision.
-            engine: what runs the model (see `ipex_embeddings.engine.ENGINES`); "auto" picks
+            engine: what runs the model (see `ipex_embeddings.engines.ENGINES`); "auto" picks
                 the fastest measured for this CPU. `info()` says which ran.
 
         Raises:

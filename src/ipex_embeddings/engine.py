@@ -1,12 +1,12 @@
 """The engine seam: what runs a model folder's graph on this CPU, for every model kind.
 
 `Encoder` and `CrossEncoder` never touch an inference library. They hand an engine padded
-`Batch`es and an output array; the engine owns compilation, threads, streams, the compiled-model
-cache and its pool of inference requests. An engine is picked by name (`ENGINES`, `open_engine`);
-"auto" picks the fastest measured one for this CPU. Today that is OpenVINO everywhere; a second
-engine (e.g. ONNX Runtime for AVX2-only CPUs, where OpenVINO has no fast int8 kernels: see
-`ipex_embeddings.cpu`) implements `Engine` and registers itself in `ENGINES`, with no change to
-either model kind.
+`Batch`es, the `Head` that turns the transformer's output into theirs, and an output array; the
+engine owns compilation, threads, streams, caches and its pool of inference requests. Engines are
+picked by name in `ipex_embeddings.engines` ("auto": the fastest measured for this CPU):
+`OpenVINOEngine` here, and `ipex_embeddings.onnxruntime_engine.OnnxRuntimeEngine` for CPUs
+without int8 dot-product instructions, where OpenVINO has no fast int8 kernels
+(`ipex_embeddings.cpu`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -29,12 +30,30 @@ from .errors import ModelFolderError
 from .pooling import PROMPT_LENGTH_INPUT
 
 __all__ = [
-    "ENGINES", "Engine", "GraphHead", "OpenVINOEngine", "available_cores", "compile_settings",
-    "default_compile_cache", "native_bf16", "open_engine", "openvino_core",
+    "Engine", "GraphHead", "Head", "OpenVINOEngine", "advance", "available_cores",
+    "check_parallelism", "compile_settings", "default_compile_cache", "native_bf16",
+    "openvino_core",
 ]
 
 GraphHead = Callable[[ov.Model], ov.Model]
 """What a model kind appends to the folder's IR (pooling, an activation): IR in, new model out."""
+ArrayHead = Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]
+"""The same step in numpy: one unpadded input's raw output and its inputs in, [1, columns] out."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a model kind appends to the transformer's output, once per kind of graph.
+
+    `graph` is appended to the OpenVINO IR (pooling, the cross-encoder's scores), so the compiled
+    model returns [rows, columns]. `arrays` computes the same in numpy for engines that run the
+    bare transformer: it takes one unpadded input's output (float32 [1, tokens, hidden] token
+    states, or [1, labels] logits) and that input's arrays (`attention_mask` [1, tokens], and
+    `prompt_length` where the kind passes it), and returns float32 [1, columns].
+    """
+
+    graph: GraphHead
+    arrays: ArrayHead
 
 
 class Engine(Protocol):
@@ -53,7 +72,8 @@ class Engine(Protocol):
 
     def run(self, batches: Iterable[Batch], count: int, out: np.ndarray,
             progress: object = None) -> None:
-        """Run `count` batches (an iterable, so padding can overlap inference) into `out`."""
+        """Run `count` batches (an iterable, so padding can overlap inference) into `out`;
+        `progress` (a tqdm bar, or None) advances by one per batch."""
 
     def info(self) -> dict[str, object]:
         """The engine's name and settings, for reports and `Encoder.info`."""
@@ -162,7 +182,7 @@ class OpenVINOEngine:
         self,
         folder: Path,
         config: ModelConfig,
-        head: GraphHead,
+        head: Head,
         *,
         threads: int | None = None,
         streams: int | None = None,
@@ -175,7 +195,7 @@ class OpenVINOEngine:
         # OpenVINO keys cached blobs by model content and settings: a second load skips most
         # of the compile (about 1 s -> 0.3 s for MiniLM here).
         self._compile_cache = compile_cache
-        self._model = head(_read_model(folder / config.model_file))
+        self._model = head.graph(_read_model(folder / config.model_file))
         self.inference_precision, self.attention_precision = run_precisions(
             config, native_bf16())
         if self.attention_precision == "bf16" and not convert_attention_to_bf16(self._model):
@@ -231,7 +251,7 @@ class OpenVINOEngine:
                 out[batch.positions] = request.get_output_tensor(0).data
             finally:
                 self._idle[key].put(request)
-            _advance(progress)
+            advance(progress)
         elif count > 1:
             self._run_many(batches, out, progress)
 
@@ -273,7 +293,7 @@ class OpenVINOEngine:
         request.wait()
         out[batch.positions] = request.get_output_tensor(0).data
         self._idle[key].put(request)
-        _advance(progress)
+        advance(progress)
 
 
 def _read_model(xml: Path) -> ov.Model:
@@ -289,46 +309,7 @@ def _read_model(xml: Path) -> ov.Model:
         ) from err
 
 
-def _advance(progress: object) -> None:
+def advance(progress: object) -> None:
+    """One more batch done, on `progress` (a tqdm bar) when there is one."""
     if progress is not None:
         progress.update(1)  # type: ignore[attr-defined]
-
-
-ENGINES: dict[str, type] = {OpenVINOEngine.name: OpenVINOEngine}
-"""The engines by name; "auto" (`pick_engine`) chooses among them from the CPU."""
-
-
-def pick_engine(name: str = "auto") -> str:
-    """The engine to run: `name` itself, or for "auto" the fastest measured on this CPU.
-
-    Raises:
-        ValueError: an unknown engine name (the message lists the known ones).
-    """
-    if name == "auto":
-        # OpenVINO static int8 leads where the CPU has int8 dot-product instructions (VNNI,
-        # AMX). On AVX2-only CPUs ONNX Runtime's MLAS int8 kernels measured faster (the
-        # performance issue), but no such engine is registered yet: OpenVINO runs there too.
-        return OpenVINOEngine.name
-    if name not in ENGINES:
-        raise ValueError(
-            f"engine={name!r} is not supported; use one of {['auto', *ENGINES]}."
-        )
-    return name
-
-
-def open_engine(
-    name: str,
-    folder: Path,
-    config: ModelConfig,
-    head: GraphHead,
-    **settings: object,
-) -> Engine:
-    """The engine `name` (or "auto") over `folder`'s model with `head` appended.
-
-    Args:
-        settings: threads, streams, compile_cache (see `OpenVINOEngine`).
-
-    Raises:
-        ValueError: an unknown engine, or threads/streams below 1.
-    """
-    return ENGINES[pick_engine(name)](folder, config, head, **settings)

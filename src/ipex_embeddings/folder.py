@@ -25,7 +25,7 @@ __all__ = [
 # Weight files that can only be read by unpickling (or by running TorchScript): never loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # Files fetched from a Hub repo: the IR, the tokenizer, our JSON; nothing else is needed.
-HUB_PATTERNS = [CONFIG_NAME, "tokenizer.json", "openvino/*", "*.xml", "*.bin"]
+HUB_PATTERNS = [CONFIG_NAME, "tokenizer.json", "openvino/*", "onnx/*", "*.xml", "*.bin"]
 REBUILD_HINT = (
     "Rebuild it as a safe OpenVINO int8 folder with `ipex-embed build SOURCE_MODEL --output DIR` "
     "(or `ipex-embed quantize`), then load that folder."
@@ -172,8 +172,10 @@ def check_model_folder(folder: Path, kind: str | None = None) -> ModelConfig:
             f"ipex_embeddings.{loader}.load (or pass it to IPEXRerank / IPEXRerankCompressor, "
             "which take either kind)."
         )
-    xml = folder / _inside(folder, config.model_file)
+    xml = folder / _inside(folder, config.model_file, "model_file")
     needed = [xml, xml.with_suffix(".bin"), folder / "tokenizer.json"]
+    if config.onnx_file:
+        needed.append(folder / _inside(folder, config.onnx_file, "onnx_file"))
     missing = [str(p.relative_to(folder)) for p in needed if not p.is_file()]
     if missing:
         raise ModelFolderError(
@@ -182,16 +184,22 @@ def check_model_folder(folder: Path, kind: str | None = None) -> ModelConfig:
         )
     check_ir(xml)
     check_tokenizer_file(folder / "tokenizer.json")
+    if config.onnx_file:
+        damaged = _not_the_file(folder / config.onnx_file)
+        if damaged:
+            raise damaged
     return config
 
 
-def _inside(folder: Path, model_file: str) -> str:
-    """`model_file`, once it is known to be a relative path inside the folder."""
+def _inside(folder: Path, model_file: str, key: str) -> str:
+    """`model_file` (the JSON's `key`), once it is known to be a relative path inside the
+    folder."""
     parts = PurePosixPath(model_file.replace("\\", "/"))
     if parts.is_absolute() or ".." in parts.parts or Path(model_file).is_absolute():
+        example = "onnx/model_int8.onnx" if key == "onnx_file" else "openvino/openvino_model.xml"
         raise ModelFolderError(
-            f"{folder / CONFIG_NAME}: model_file={model_file!r} points outside the folder; it "
-            f"must be a path inside it, e.g. 'openvino/openvino_model.xml'; {FOLDER_FIX}."
+            f"{folder / CONFIG_NAME}: {key}={model_file!r} points outside the folder; it "
+            f"must be a path inside it, e.g. {example!r}; {FOLDER_FIX}."
         )
     return model_file
 

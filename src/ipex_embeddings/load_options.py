@@ -87,7 +87,7 @@ LOAD_OPTIONS: tuple[LoadOption, ...] = (
     ),
     LoadOption(
         "engine", str, "auto",
-        'What runs the model (ipex_embeddings.engine.ENGINES); "auto": the fastest measured '
+        'What runs the model (ipex_embeddings.engines.ENGINES); "auto": the fastest measured '
         "for this CPU.",
     ),
 )

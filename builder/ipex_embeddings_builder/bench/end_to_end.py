@@ -70,7 +70,23 @@ def end_to_end_specs(
                    str(model_dir), {"batch_size": batch_size}, role="ours"),
         SystemSpec("langchain", "ipex-embeddings LangChain embed_documents", END_TO_END,
                    "langchain", str(model_dir), {"batch_size": batch_size}, role="ours"),
+        *_other_engines(model_dir, batch_size, precision),
     ]
+
+
+def _other_engines(model_dir: Path, batch_size: int, precision: str) -> list[SystemSpec]:
+    """Our Encoder on each engine the folder has besides the one "auto" picks on this CPU, so
+    the engines are compared side by side in one run."""
+    from ipex_embeddings import ModelConfig
+    from ipex_embeddings.engines import ENGINES, pick_engine
+
+    config = ModelConfig.load(model_dir)
+    picked = pick_engine("auto", config)
+    others = [n for n in ENGINES if n != picked and (n != "onnxruntime" or config.onnx_file)]
+    return [SystemSpec(f"ours-{name}", f"ipex-embeddings Encoder {precision}, {name} engine",
+                       END_TO_END, "core", str(model_dir),
+                       {"batch_size": batch_size, "engine": name}, role="ours")
+            for name in others]
 
 
 def write_texts(path: Path, documents: int | None, queries: int | None) -> dict[str, Any]:

@@ -47,12 +47,12 @@ VERSIONED_PACKAGES = (
 # The packages that decide each kind of system's speed, recorded with its figures.
 PACKAGES_OF = {
     "torch": ("torch", "transformers"),
-    "core": ("ipex-embeddings", "openvino", "tokenizers", "numpy"),
+    "core": ("ipex-embeddings", "openvino", "onnxruntime", "tokenizers", "numpy"),
     "sentence_transformers": (
         "sentence-transformers", "transformers", "torch", "optimum", "optimum-intel",
         "optimum-onnx", "onnxruntime", "openvino", "tokenizers",
     ),
-    "langchain": ("ipex-embeddings", "langchain-core", "openvino", "tokenizers"),
+    "langchain": ("ipex-embeddings", "langchain-core", "openvino", "onnxruntime", "tokenizers"),
     "genai": ("openvino-genai", "openvino", "openvino-tokenizers"),
     "fastembed": ("fastembed", "onnxruntime", "tokenizers", "torch", "transformers"),
     "llamaindex": ("llama-index-embeddings-openvino", "optimum-intel", "optimum", "openvino",
@@ -181,7 +181,8 @@ class CoreModel:
     def __init__(self, path: str, threads: int) -> None:
         from ipex_embeddings import Encoder
 
-        self._encoder = Encoder.load(path, threads=threads)
+        # the model level times OpenVINO compiled models, whatever engine "auto" picks here
+        self._encoder = Encoder.load(path, threads=threads, engine="openvino")
         self._compiled = self._encoder.compiled_model(1)
         self._request = self._compiled.create_infer_request()
         self._names = [port.get_any_name() for port in self._compiled.inputs]
@@ -258,10 +259,11 @@ class SentenceTransformerEmbedder:
 class CoreEmbedder:
     """Our `Encoder.encode_documents` / `encode_queries`."""
 
-    def __init__(self, path: str, threads: int, batch_size: int = 32) -> None:
+    def __init__(self, path: str, threads: int, batch_size: int = 32,
+                 engine: str = "auto") -> None:
         from ipex_embeddings import Encoder
 
-        self._encoder = Encoder.load(path, threads=threads)
+        self._encoder = Encoder.load(path, threads=threads, engine=engine)
         self.batch_size = batch_size
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
