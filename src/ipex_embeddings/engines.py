@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from .config import ModelConfig
+from .config import ModelConfig, did_you_mean
 from .cpu import cpu_flags, has_int8_dot_product
 from .engine import Engine, Head, OpenVINOEngine
 from .onnxruntime_engine import OnnxRuntimeEngine
@@ -42,8 +42,9 @@ def pick_engine(
             return OnnxRuntimeEngine.name
         return OpenVINOEngine.name
     if name not in ENGINES:
+        names = ["auto", *ENGINES]
         raise ValueError(
-            f"engine={name!r} is not supported; use one of {['auto', *ENGINES]}."
+            f"engine={name!r} is not supported; use one of {names}{did_you_mean(name, names)}."
         )
     return name
 

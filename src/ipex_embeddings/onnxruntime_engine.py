@@ -56,8 +56,9 @@ def onnxruntime_session(path: Path, threads: int) -> ort.InferenceSession:
     except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeException
         last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise ModelFolderError(
-            f"ONNX Runtime cannot read {path}: {last}. The file is damaged: copy the folder "
-            "again, or rebuild it with `ipex-embed quantize`."
+            f"ONNX Runtime cannot read {path}: {last.rstrip('.')}. The file is damaged: copy "
+            "the folder again, rebuild it with `ipex-embed quantize`, or load it with "
+            'engine="openvino" meanwhile.'
         ) from err
 
 

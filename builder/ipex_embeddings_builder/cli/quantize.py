@@ -66,7 +66,8 @@ def quantize_command(
     **overrides: str | int | None,
 ) -> None:
     """Export MODEL (a local folder or Hub id; default: the shipped all-MiniLM-L6-v2) to OpenVINO
-    and quantize it to int8 (static, or weights only: --scheme) into a model folder."""
+    and quantize it to int8 (static, or weights only: --scheme) into a model folder; an int8
+    folder also gets an ONNX Runtime int8 model, which runs on AVX2-only CPUs."""
     from ..calibration import load_calibration
     from ..quantize import QuantizeOptions, quantize_to_folder
     from ..source import inspect_source
