@@ -185,3 +185,26 @@ def test_cross_encoder_runs_on_onnxruntime(tmp_path: Path) -> None:
     assert np.array_equal(alone, ours[:8])
     margins = onnx.score(QUERY, texts, activation="none")
     np.testing.assert_allclose(1 / (1 + np.exp(-margins)), ours, rtol=1e-5)
+
+
+def test_adding_the_onnx_model_leaves_the_callers_config_alone(int8_dirs, tmp_path: Path) -> None:
+    import dataclasses
+
+    from transformers import AutoModel
+
+    from ipex_embeddings_builder.onnx_int8 import ONNX_FILE, add_onnx_model, unmasked_module
+
+    source, folder = int8_dirs("bert")
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    config = dataclasses.replace(ModelConfig.load(copy), onnx_file="", quantization={"m": 1})
+    before = dataclasses.asdict(config)
+    names = [n for n in Encoder.load(folder, engine="onnxruntime").engine.input_names
+             if n != "attention_mask"]
+    module = unmasked_module(AutoModel.from_pretrained(source).eval(), "last_hidden_state", names)
+    examples = [{n: np.array([[3, 4, 5, 6]]) if n == "input_ids" else np.zeros((1, 4), np.int64)
+                 for n in names}]
+    written = add_onnx_model(copy, config, module, names, examples)
+    assert dataclasses.asdict(config) == before
+    assert written.onnx_file == ONNX_FILE and written.quantization["m"] == 1
+    assert written.quantization["onnx"]["per_token"] > 0
+    assert ModelConfig.load(copy) == written

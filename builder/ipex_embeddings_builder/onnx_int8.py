@@ -20,6 +20,7 @@ documents, one text per call; cosine to fp32, mean):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -107,7 +108,7 @@ def add_onnx_model(
             the export and the int8 model on.
 
     Returns:
-        The config as saved.
+        The config as saved (a new one; `config` itself is left as it is).
     """
     feeds = [{n: np.ascontiguousarray(e[n]) for n in names} for e in examples]
     try:
@@ -117,10 +118,10 @@ def add_onnx_model(
             "No ONNX Runtime model in %s (%s): OpenVINO will run it on every CPU, including "
             "AVX2-only ones, where its int8 is slower than fp32.", folder, err)
         return config
-    config.onnx_file = ONNX_FILE
-    config.quantization = {**config.quantization, "onnx": record}
-    config.save(folder)
-    return config
+    written = dataclasses.replace(config, onnx_file=ONNX_FILE,
+                                  quantization={**config.quantization, "onnx": record})
+    written.save(folder)
+    return written
 
 
 def _write(folder: Path, module: Any, names: Sequence[str],
